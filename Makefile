@@ -1,0 +1,29 @@
+# soc2-operator — developer entry points. `make test` is the test command (CI runs it).
+CP := hack/control-plane
+CARGO ?= cargo
+
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds
+
+all: test
+
+## control-plane: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from source (cached)
+control-plane:
+	$(CP)/build.sh >/dev/null
+
+## cluster-up / cluster-down: a local control plane for manual use (prints `export KUBECONFIG=...`)
+cluster-up: control-plane
+	$(CP)/cluster.sh up
+cluster-down:
+	$(CP)/cluster.sh down
+
+## test: build what is missing, then every test against a real control plane
+test: control-plane
+	$(CARGO) test --all-targets
+
+## lint: formatting and clippy, as CI runs them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds the local test control plane from source into a versioned cache:
+#   etcd, kube-apiserver, kube-controller-manager, kubectl, helm
+# Only missing binaries are built. Prints the bin directory on stdout.
+#
+#   SOC2_CP_BIN_DIR   override the cache directory
+#                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/soc2-operator/bin/<versions>)
+set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+
+
+missing=()
+for b in "${CP_BINARIES[@]}"; do [ -x "$CP_BIN_DIR/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  cp_log "all binaries present in $CP_BIN_DIR"
+  echo "$CP_BIN_DIR"; exit 0
+fi
+# Go is needed only when something must be built.
+min_go_minor=26
+command -v go >/dev/null 2>&1 || cp_die "Go is not installed or not on PATH; install Go >= 1.$min_go_minor (https://go.dev/doc/install)"
+gov=$(go env GOVERSION 2>/dev/null || true)
+[[ "$gov" =~ ^go1\.([0-9]+) ]] || cp_die "cannot read the Go version (go env GOVERSION said '$gov')"
+(( BASH_REMATCH[1] >= min_go_minor )) || cp_die "Go $gov is too old; kubernetes $K8S_VERSION needs Go >= 1.$min_go_minor"
+
+mkdir -p "$CP_BIN_DIR"
+stage=$(mktemp -d "$CP_BIN_DIR/.build.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly"
+common=(-trimpath)
+
+download() { # dir
+  cp_log "downloading Go modules for $(basename "$1") (first run only; the module cache is reused)"
+  if ! (cd "$1" && go mod download 2>"$stage/download.err"); then
+    cat "$stage/download.err" >&2
+    cp_die "could not download Go modules for $1; is the Go module proxy ($(go env GOPROXY)) reachable?"
+  fi
+}
+
+build() { # dir ldflags pkg...
+  local dir=$1 ldflags=$2; shift 2
+  local t0=$SECONDS
+  cp_log "building $(printf '%s ' "${@##*/}")(this takes a while on a small machine)"
+  (cd "$dir" && go build "${common[@]}" -ldflags "$ldflags" -o "$stage/" "$@") || cp_die "go build failed in $dir"
+  cp_log "built $(printf '%s ' "${@##*/}")in $((SECONDS - t0))s"
+}
+
+want() { printf '%s\n' "${missing[@]}" | grep -qx "$1"; }
+
+# Kubernetes: report the real version from /version and `kubectl version`.
+k8s_pkgs=()
+for b in kube-apiserver kube-controller-manager kubectl; do want "$b" && k8s_pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+if [ ${#k8s_pkgs[@]} -gt 0 ]; then
+  download "$CP_HERE/kubernetes"
+  major=${K8S_VERSION#v}; major=${major%%.*}
+  minor=${K8S_VERSION#v*.}; minor=${minor%%.*}
+  vflags=""
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    vflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    vflags+=" -X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  done
+  build "$CP_HERE/kubernetes" "-s -w$vflags" "${k8s_pkgs[@]}"
+fi
+if want etcd; then
+  download "$CP_HERE/etcd"
+  build "$CP_HERE/etcd" "-s -w" go.etcd.io/etcd/server/v3
+  mv "$stage/v3" "$stage/etcd" 2>/dev/null || mv "$stage/server" "$stage/etcd"
+fi
+if want helm; then
+  download "$CP_HERE/helm"
+  build "$CP_HERE/helm" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+fi
+for b in "${missing[@]}"; do
+  [ -x "$stage/$b" ] || cp_die "expected $b after the build, found: $(ls "$stage")"
+  mv -f "$stage/$b" "$CP_BIN_DIR/$b"
+done
+cp_log "binaries in $CP_BIN_DIR ($(du -sh "$CP_BIN_DIR" | cut -f1))"
+echo "$CP_BIN_DIR"

@@ -1,0 +1,444 @@
+//! `soc2-operator.dev/v1alpha1` `Control`: one SOC 2 control, written as code.
+//!
+//! A platform team applies a cluster-scoped `Control` naming the SOC 2 Trust
+//! Services Criteria it implements (AICPA TSC 2017, revised points of focus 2022)
+//! and exactly one check; the operator evaluates the check against live cluster
+//! state and writes the verdict to `status`.
+//!
+//! Admission rejects what the schema can see (enums, patterns, CEL rules); what
+//! only the engine can see (an unparsable duration, a selector that cannot match)
+//! is reported as `Ready=False` with reason `InvalidSpec` naming the field.
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Regular expression for a SOC 2 Trust Services Criteria ID (TSC 2017):
+/// common criteria CC1.1–CC9.2, Availability A1.1–A1.3, Confidentiality
+/// C1.1–C1.2, Processing Integrity PI1.1–PI1.5 and Privacy P1.1–P8.1, exactly as
+/// numbered by the AICPA (for example CC6.8 exists, CC6.9 does not).
+pub const CRITERION_PATTERN: &str = r"^(CC1\.[1-5]|CC2\.[1-3]|CC3\.[1-4]|CC4\.[1-2]|CC5\.[1-3]|CC6\.[1-8]|CC7\.[1-5]|CC8\.1|CC9\.[1-2]|A1\.[1-3]|C1\.[1-2]|PI1\.[1-5]|P1\.1|P2\.1|P3\.[1-2]|P4\.[1-3]|P5\.[1-2]|P6\.[1-7]|P7\.1|P8\.1)$";
+
+/// Regular expression for a Go/Kubernetes duration string as accepted by
+/// `time.ParseDuration` without sign (for example `26h`, `90m`, `1h30m`, `1.5h`).
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+
+/// The specification of a SOC 2 control: what it maps to and the one check that
+/// decides whether the cluster complies.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "soc2-operator.dev",
+    version = "v1alpha1",
+    kind = "Control",
+    plural = "controls",
+    singular = "control",
+    shortname = "soc2",
+    category = "soc2",
+    category = "compliance",
+    status = "ControlStatus",
+    printcolumn = r#"{"name":"Category","type":"string","jsonPath":".spec.category"}"#,
+    printcolumn = r#"{"name":"Criteria","type":"string","jsonPath":".spec.criteria"}"#,
+    printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity","priority":1}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#,
+    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
+    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.summary.violations"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].reason","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlSpec {
+    /// SOC 2 Trust Services Criteria this control implements, by AICPA ID
+    /// (for example `CC6.1`, `A1.2`). At least one, at most 20, no duplicates.
+    #[schemars(length(min = 1, max = 20), inner(regex(pattern = CRITERION_PATTERN)))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d == c))").message("criteria must not repeat an ID"))]
+    pub criteria: Vec<String>,
+
+    /// The Trust Services Category the control belongs to.
+    pub category: Category,
+
+    /// A one-line, human-readable name of the control (1–200 characters).
+    #[schemars(length(min = 1, max = 200))]
+    pub title: String,
+
+    /// The SOC 2 intent of the control in prose, for auditors (at most 4096 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub description: Option<String>,
+
+    /// How serious a violation is; drives alert severity and `check --fail-on`.
+    pub severity: Severity,
+
+    /// `Audit` (default) reports violations. `Enforce` is accepted but not
+    /// implemented yet: the `Ready` condition says so; the control is still audited.
+    #[serde(default)]
+    pub mode: Mode,
+
+    /// Which namespaces the check covers. By default every namespace except
+    /// `kube-system`, `kube-public` and `kube-node-lease`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+
+    /// The check that decides compliance: exactly one member is set.
+    pub check: Check,
+}
+
+/// SOC 2 Trust Services Categories (AICPA TSC 2017).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// Security (the common criteria, CC1–CC9).
+    Security,
+    /// Availability (A1).
+    Availability,
+    /// Processing Integrity (PI1).
+    ProcessingIntegrity,
+    /// Confidentiality (C1).
+    Confidentiality,
+    /// Privacy (P1–P8).
+    Privacy,
+}
+
+/// Severity of a violation of the control, from least to most severe.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Hygiene; fix when convenient.
+    Low,
+    /// A weakness that should be fixed within the normal change cycle.
+    Medium,
+    /// A gap an auditor would report as an exception.
+    High,
+    /// An exposure that needs immediate action.
+    Critical,
+}
+
+/// What the operator does about violations.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Report violations in status, Events and metrics.
+    #[default]
+    Audit,
+    /// Reserved: accepted, but not enforced yet (reported in the `Ready` condition).
+    Enforce,
+}
+
+/// Namespaces the check covers. Cluster-scoped objects (ClusterRoleBindings,
+/// StorageClasses) are always considered; namespaced ones only in scope.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// Selects namespaces by label; absent selects all. `kube-system`,
+    /// `kube-public` and `kube-node-lease` are in scope only when this selector
+    /// names them explicitly through the `kubernetes.io/metadata.name` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Namespaces never in scope, by exact name (at most 1000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 63)))]
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// The check of a control. Exactly one member is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.networkPolicy), has(self.encryption), has(self.rbac), has(self.backup), has(self.availability)].filter(x, x).size() == 1").message("exactly one of networkPolicy, encryption, rbac, backup, availability must be set"))]
+pub struct Check {
+    /// CC6.1/CC6.6: every in-scope namespace has default-deny network policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyCheck>,
+    /// CC6.1/CC6.7/C1.1: data is encrypted in transit and at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionCheck>,
+    /// CC6.1/CC6.2/CC6.3: no over-privileged RBAC bindings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rbac: Option<RbacCheck>,
+    /// A1.2/A1.3: Velero backups cover every namespace, succeed and are fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupCheck>,
+    /// A1.1/A1.2: workloads are replicated, disruption-budgeted and probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<AvailabilityCheck>,
+}
+
+/// Default-deny network policies (Kubernetes NetworkPolicy API,
+/// `networking.k8s.io/v1`). A namespace passes when a NetworkPolicy with
+/// `podSelector: {}` has `Ingress` in its effective `policyTypes` and no ingress
+/// rules; with `egress: true` also one with `Egress` and no egress rules. Omitted
+/// `policyTypes` means `Ingress`, plus `Egress` when egress rules exist.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyCheck {
+    /// Also require default-deny egress (default false).
+    #[serde(default)]
+    pub egress: bool,
+}
+
+/// Encryption in transit and at rest. At least one of `inTransit`, `atRest`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.inTransit) || has(self.atRest)").message("set inTransit, atRest, or both"))]
+pub struct EncryptionCheck {
+    /// TLS on Ingresses and Gateway API Gateways in scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_transit: Option<InTransitCheck>,
+    /// Encrypted volumes and Secrets encrypted in etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_rest: Option<AtRestCheck>,
+}
+
+/// TLS in transit: every Ingress in scope has `spec.tls` entries covering every
+/// host of its rules; when the Gateway API CRDs are installed, every Gateway
+/// listener in scope uses protocol `HTTPS` or `TLS`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InTransitCheck {
+    /// Accept plain `HTTP` Gateway listeners whose every attached HTTPRoute only
+    /// redirects to HTTPS (a `RequestRedirect` filter with `scheme: https`).
+    #[serde(default)]
+    pub allow_http_redirect: bool,
+}
+
+/// Encryption at rest.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.storageClasses) || has(self.secrets)").message("set storageClasses, secrets, or both"))]
+pub struct AtRestCheck {
+    /// Every PVC in scope uses an encrypting StorageClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_classes: Option<StorageClassEncryption>,
+    /// The API server encrypts Secrets in etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretEncryption>,
+}
+
+/// What makes a StorageClass encrypting: all `requiredParameters` present with
+/// these exact values in `parameters`, or a provisioner on `allowedProvisioners`.
+/// A PVC without `storageClassName` uses the default StorageClass (annotation
+/// `storageclass.kubernetes.io/is-default-class: "true"`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.requiredParameters) > 0 || size(self.allowedProvisioners) > 0").message("set requiredParameters or allowedProvisioners"))]
+pub struct StorageClassEncryption {
+    /// StorageClass `parameters` that must all be present with these values,
+    /// for example `encrypted: "true"` (AWS EBS CSI).
+    #[serde(default)]
+    pub required_parameters: BTreeMap<String, String>,
+    /// Provisioners that always encrypt (for example `pd.csi.storage.gke.io`).
+    #[serde(default)]
+    #[schemars(inner(length(min = 1, max = 253)))]
+    pub allowed_provisioners: Vec<String>,
+}
+
+/// Evidence that the API server encrypts Secrets at rest (Kubernetes "Encrypting
+/// Confidential Data at Rest"). Verified evidence, in order: a kube-apiserver
+/// mirror pod in `kube-system` with `--encryption-provider-config`; or the API
+/// server's `apiserver_storage_transformation_operations_total` with
+/// `transformation_type="to_storage"` and a non-empty `transformer_prefix`
+/// (`k8s:enc:aescbc:v1:…`). Without either, `attestation` (managed clusters whose
+/// provider encrypts etcd) makes the control compliant as Attested.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretEncryption {
+    /// A statement for managed control planes, e.g. "EKS envelope encryption
+    /// with KMS key arn:aws:kms:…, enabled 2026-01-10" (at most 1024 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub attestation: Option<String>,
+}
+
+/// Over-privileged RBAC (Kubernetes "Using RBAC Authorization", "RBAC good
+/// practices"). Always: no subject outside the allow-list is bound, by a
+/// ClusterRoleBinding or a RoleBinding, to `cluster-admin` or to a role granting
+/// `*` verbs on `*` resources. Aggregated ClusterRoles are judged by their
+/// aggregated rules. The optional checks are off by default.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RbacCheck {
+    /// Subjects allowed to hold admin roles, in addition to group `system:masters`
+    /// and the built-in `system:` components (see `allowSystemSubjects`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub allowed_subjects: Vec<SubjectMatcher>,
+    /// Allow subjects named `system:…` (built-in components) and ServiceAccounts in
+    /// `kube-system`; never `system:anonymous`, `system:unauthenticated` or
+    /// `system:authenticated`. Default true.
+    #[serde(default = "default_true")]
+    pub allow_system_subjects: bool,
+    /// Report `get`/`list`/`watch` on Secrets granted cluster-wide (ClusterRoleBinding).
+    #[serde(default)]
+    pub secrets_read_cluster_wide: bool,
+    /// Report any binding to `system:anonymous` or `system:unauthenticated`.
+    #[serde(default)]
+    pub anonymous_bindings: bool,
+    /// Report `*` in verbs or resources of roles not named `system:…`.
+    #[serde(default)]
+    pub wildcard_rules: bool,
+    /// Report bound roles granting the escalation verbs `bind`, `escalate` or `impersonate`.
+    #[serde(default)]
+    pub escalation_verbs: bool,
+}
+
+/// An RBAC subject pattern (`rbac.authorization.k8s.io/v1` Subject).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectMatcher {
+    /// Subject kind.
+    pub kind: SubjectKind,
+    /// Exact name, or a prefix followed by `*` (for example `ci-*`).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// For ServiceAccounts: the namespace; absent matches any namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// RBAC subject kinds.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectKind {
+    /// A user name as authenticated.
+    User,
+    /// A group name.
+    Group,
+    /// A namespaced ServiceAccount.
+    ServiceAccount,
+}
+
+/// Velero backups (`velero.io/v1`). Every in-scope namespace is covered by a
+/// Schedule that is enabled (phase `Enabled`, not paused) and includes it (listed
+/// or `*`, not excluded); the newest Backup of that schedule (label
+/// `velero.io/schedule-name`) with phase `Completed` has a `completionTimestamp`
+/// within `maxAge`; the BackupStorageLocation it writes to is `Available`.
+/// `Schedule.status.lastBackup` is set when a backup starts, not when it
+/// succeeds, so it is never taken as evidence.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCheck {
+    /// Maximum age of the newest Completed backup, as a Go duration (`26h`).
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub max_age: String,
+    /// A1.3: require a Restore with phase `Completed` finished within this Go
+    /// duration (for example `720h`), proving that restores are tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub restore_tested_within: Option<String>,
+    /// Also require, for every PVC in scope, a `snapshot.storage.k8s.io/v1`
+    /// VolumeSnapshot with `status.readyToUse: true` created within `maxAge`.
+    #[serde(default)]
+    pub volume_snapshots: bool,
+}
+
+/// Availability of workloads (A1.1 capacity, A1.2 recovery). Deployments and
+/// StatefulSets in scope have at least `minReplicas` replicas, a
+/// PodDisruptionBudget selecting their pods, and a readiness probe on every
+/// container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityCheck {
+    /// Minimum `spec.replicas` (1–1000, default 2; an omitted `replicas` is 1).
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Require a PodDisruptionBudget selecting the workload's pods (default true).
+    #[serde(default = "default_true")]
+    pub require_pod_disruption_budget: bool,
+    /// Require a readiness probe on every container (default true; init
+    /// containers are exempt).
+    #[serde(default = "default_true")]
+    pub require_readiness_probes: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_min_replicas() -> i32 {
+    2
+}
+
+/// The observed state of a Control, written by the operator with server-side
+/// apply (field manager `soc2-operator`). Small by design: counts, at most
+/// [`MAX_STATUS_VIOLATIONS`] violations, and evidence.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: the spec is valid and was evaluated. `Compliant`: the cluster
+    /// satisfies the check. Standard `metav1.Condition`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Counts of the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// The first violations, sorted by namespace, kind and name; at most
+    /// [`MAX_STATUS_VIOLATIONS`]. `summary.violations` has the true count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// True when `violations` was cut to [`MAX_STATUS_VIOLATIONS`] entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub violations_truncated: bool,
+    /// What the verdict rests on, where the check has evidence (for example which
+    /// source proved Secret encryption, or the newest successful backup).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+}
+
+/// Most violations kept in `status.violations`; keeps the object far from etcd's
+/// 1.5 MiB limit.
+pub const MAX_STATUS_VIOLATIONS: usize = 100;
+
+/// Counts of one evaluation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Objects (and namespaces) the check looked at.
+    pub resources_checked: i64,
+    /// All violations found, including those cut from `status.violations`.
+    pub violations: i64,
+    /// When the evaluation ran (RFC 3339).
+    pub last_evaluation_time: Time,
+}
+
+/// One object that violates the control.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct Violation {
+    /// The object's namespace; absent for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The object's kind (for example `Namespace`, `ClusterRoleBinding`).
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The object's apiVersion (for example `rbac.authorization.k8s.io/v1`).
+    pub api_version: String,
+    /// Why it violates, in CamelCase (for example `MissingDefaultDenyIngress`).
+    pub reason: String,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+/// A piece of evidence behind a verdict.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// Where it came from, in CamelCase (for example `EncryptionProviderConfigFlag`,
+    /// `APIServerMetrics`, `Attestation`, `VeleroBackup`).
+    pub source: String,
+    /// `Verified` when read from cluster state, `Attested` when stated in the spec.
+    pub verification: Verification,
+    /// What the evidence says.
+    pub message: String,
+}
+
+/// How evidence was obtained.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verification {
+    /// Read from cluster state by the operator.
+    Verified,
+    /// Stated by a person in the Control spec; not verified.
+    Attested,
+}

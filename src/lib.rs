@@ -1,0 +1,12 @@
+//! soc2-operator: SOC 2 controls as code for Kubernetes.
+//!
+//! Data flows one way: watch caches → [`snapshot::Snapshot`] →
+//! [`engine::evaluate`] (pure, no I/O) → status, Events and metrics. The same
+//! engine serves the operator, the one-shot `check` command and offline
+//! manifest checks.
+#![forbid(unsafe_code)]
+
+pub mod api;
+
+/// The crate version, as reported by `soc2-operator version` and `soc2_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,178 @@
+//! The control-plane scripts fail clearly in a wrong environment: Go missing or
+//! too old, a port taken, a stale state dir, a killed etcd.
+
+use std::net::TcpListener;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{self, repo_root};
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("hack/control-plane").join(name)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(support::unique_name(prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A PATH with only the tools build.sh needs besides Go, plus `extra` links.
+fn path_without_go(extra: &[(&str, &Path)]) -> PathBuf {
+    let dir = temp_dir("nogo-path");
+    for tool in [
+        "bash", "dirname", "basename", "cat", "grep", "mkdir", "mktemp", "rm", "mv", "du", "cut",
+        "date", "printf", "ls", "sed",
+    ] {
+        let out = Command::new("bash")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if found.starts_with('/') {
+            symlink(found, dir.join(tool)).unwrap();
+        }
+    }
+    for (name, target) in extra {
+        symlink(target, dir.join(name)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn build_without_go_says_so() {
+    let bin = temp_dir("empty-bin");
+    let path = path_without_go(&[]);
+    let out = Command::new(script("build.sh"))
+        .env("PATH", &path)
+        .env("SOC2_CP_BIN_DIR", &bin)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Go is not installed"),
+        "unexpected error: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn build_with_an_old_go_says_so() {
+    let bin = temp_dir("empty-bin");
+    let fake = temp_dir("fake-go").join("go");
+    std::fs::write(&fake, "#!/bin/sh\necho go1.21.0\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let path = path_without_go(&[("go", &fake)]);
+    let out = Command::new(script("build.sh"))
+        .env("PATH", &path)
+        .env("SOC2_CP_BIN_DIR", &bin)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Go go1.21.0 is too old"),
+        "unexpected error: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn up_on_a_taken_port_fails_and_starts_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = std::env::temp_dir().join(support::unique_name("taken-port"));
+    let out = Command::new(script("cluster.sh"))
+        .args(["up", "--state-dir"])
+        .arg(&state)
+        .env("SOC2_CP_APISERVER_PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("port {port} on 127.0.0.1 is already in use")),
+        "unexpected error: {}",
+        stderr(&out)
+    );
+    assert!(!state.exists(), "a failed start must not leave a state dir");
+}
+
+#[test]
+fn up_refuses_a_stale_state_dir() {
+    let state = temp_dir("stale");
+    // A pid that cannot be ours: the state of a crashed earlier run.
+    std::fs::write(state.join("etcd.pid"), "999999999\n").unwrap();
+    std::fs::write(state.join("apiserver.port"), "1\n").unwrap();
+    let out = Command::new(script("cluster.sh"))
+        .args(["up", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("etcd is not running"), "unexpected error: {err}");
+    assert!(err.contains("cluster.sh down --state-dir"), "no remedy named: {err}");
+    // down cleans it up.
+    let down = Command::new(script("cluster.sh"))
+        .args(["down", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(!state.exists());
+}
+
+#[test]
+fn down_refuses_a_directory_that_is_not_a_state_dir() {
+    let dir = temp_dir("not-state");
+    std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
+    let out = Command::new(script("cluster.sh"))
+        .args(["down", "--state-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(dir.join("precious.txt").exists(), "down removed a foreign dir");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_killed_etcd_is_reported_by_status_and_up() {
+    let state = std::env::temp_dir().join(support::unique_name("killed-etcd"));
+    let cp = support::start_cluster(&state, &[]).expect("second control plane starts");
+    assert!(cp.kubeconfig.exists());
+    let status = |args: &[&str]| {
+        Command::new(script("cluster.sh"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    assert!(status(&["status"]).status.success());
+    let pid = std::fs::read_to_string(state.join("etcd.pid")).unwrap();
+    Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    // The process may take a moment to be reaped by its parent (init).
+    let mut out = status(&["status"]);
+    for _ in 0..50 {
+        if !out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        out = status(&["status"]);
+    }
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("etcd is not running"), "{}", stderr(&out));
+    let up = status(&["up"]);
+    assert!(!up.status.success());
+    assert!(stderr(&up).contains("not healthy"), "{}", stderr(&up));
+    support::stop_cluster(&state);
+    assert!(!state.exists());
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests on a real local control plane. All of them live in this one
+//! test binary so a small machine runs one control plane, shared by every test
+//! (see `support`).
+
+mod control_plane;
+mod smoke;
+mod support;
