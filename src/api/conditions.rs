@@ -59,15 +59,39 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_when_status_changes() {
-        let first = next_condition(&[], COMPLIANT, "False", "Violations", "1", Some(1), t("2026-01-01T00:00:00Z"));
+        let first = next_condition(
+            &[],
+            COMPLIANT,
+            "False",
+            "Violations",
+            "1",
+            Some(1),
+            t("2026-01-01T00:00:00Z"),
+        );
         assert_eq!(first.last_transition_time, t("2026-01-01T00:00:00Z"));
         // Same status, new reason and message: the transition time stays.
-        let same = next_condition(&[first.clone()], COMPLIANT, "False", "Other", "2", Some(2), t("2026-01-02T00:00:00Z"));
+        let same = next_condition(
+            std::slice::from_ref(&first),
+            COMPLIANT,
+            "False",
+            "Other",
+            "2",
+            Some(2),
+            t("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(same.last_transition_time, first.last_transition_time);
         assert_eq!(same.reason, "Other");
         assert_eq!(same.observed_generation, Some(2));
         // Status flips: the transition time moves to now.
-        let flipped = next_condition(&[same], COMPLIANT, "True", "Compliant", "", Some(2), t("2026-01-03T00:00:00Z"));
+        let flipped = next_condition(
+            &[same],
+            COMPLIANT,
+            "True",
+            "Compliant",
+            "",
+            Some(2),
+            t("2026-01-03T00:00:00Z"),
+        );
         assert_eq!(flipped.last_transition_time, t("2026-01-03T00:00:00Z"));
     }
 }

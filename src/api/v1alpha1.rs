@@ -85,7 +85,9 @@ pub struct ControlSpec {
 }
 
 /// SOC 2 Trust Services Categories (AICPA TSC 2017).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Category {
     /// Security (the common criteria, CC1–CC9).
     Security,
@@ -100,7 +102,9 @@ pub enum Category {
 }
 
 /// Severity of a violation of the control, from least to most severe.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum Severity {
     /// Hygiene; fix when convenient.
     Low,
@@ -403,7 +407,9 @@ pub struct Summary {
 }
 
 /// One object that violates the control.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Violation {
     /// The object's namespace; absent for cluster-scoped objects.
@@ -435,7 +441,9 @@ pub struct Evidence {
 }
 
 /// How evidence was obtained.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 pub enum Verification {
     /// Read from cluster state by the operator.
     Verified,

@@ -114,8 +114,14 @@ fn up_refuses_a_stale_state_dir() {
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("etcd is not running"), "unexpected error: {err}");
-    assert!(err.contains("cluster.sh down --state-dir"), "no remedy named: {err}");
+    assert!(
+        err.contains("etcd is not running"),
+        "unexpected error: {err}"
+    );
+    assert!(
+        err.contains("cluster.sh down --state-dir"),
+        "no remedy named: {err}"
+    );
     // down cleans it up.
     let down = Command::new(script("cluster.sh"))
         .args(["down", "--state-dir"])
@@ -136,7 +142,10 @@ fn down_refuses_a_directory_that_is_not_a_state_dir() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(dir.join("precious.txt").exists(), "down removed a foreign dir");
+    assert!(
+        dir.join("precious.txt").exists(),
+        "down removed a foreign dir"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -169,7 +178,11 @@ fn a_killed_etcd_is_reported_by_status_and_up() {
         out = status(&["status"]);
     }
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("etcd is not running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("etcd is not running"),
+        "{}",
+        stderr(&out)
+    );
     let up = status(&["up"]);
     assert!(!up.status.success());
     assert!(stderr(&up).contains("not healthy"), "{}", stderr(&up));

@@ -107,7 +107,10 @@ async fn crd_becomes_established_and_rejects_schema_violations() {
         .await
         .expect_err("size 0 violates minimum 1");
     let msg = err.to_string();
-    assert!(msg.contains("spec.size"), "error does not name the field: {msg}");
+    assert!(
+        msg.contains("spec.size"),
+        "error does not name the field: {msg}"
+    );
 }
 
 #[tokio::test]
@@ -169,9 +172,7 @@ async fn watch_sees_an_update() {
 
     // kube-controller-manager also puts kube-root-ca.crt in every namespace.
     let config = watcher::Config::default().fields("metadata.name=watched");
-    let mut stream = watcher(api.clone(), config)
-        .applied_objects()
-        .boxed();
+    let mut stream = watcher(api.clone(), config).applied_objects().boxed();
     // The initial list delivers the current state first.
     let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
         .await
@@ -189,7 +190,13 @@ async fn watch_sees_an_update() {
     .unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(cm) = stream.try_next().await.unwrap() {
-            if cm.data.as_ref().and_then(|d| d.get("value")).map(String::as_str) == Some("two") {
+            if cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get("value"))
+                .map(String::as_str)
+                == Some("two")
+            {
                 return cm;
             }
         }
@@ -328,10 +335,14 @@ async fn service_account_token_is_forbidden_outside_its_role() {
 
     let allowed: Api<ConfigMap> = Api::namespaced(sa_client.clone(), &ns.name);
     // RBAC changes reach the authorizer's cache asynchronously; allow a moment.
-    eventually("the Role to allow listing configmaps", Duration::from_secs(10), || {
-        let allowed = allowed.clone();
-        async move { allowed.list(&Default::default()).await.ok() }
-    })
+    eventually(
+        "the Role to allow listing configmaps",
+        Duration::from_secs(10),
+        || {
+            let allowed = allowed.clone();
+            async move { allowed.list(&Default::default()).await.ok() }
+        },
+    )
     .await;
 
     let secrets: Api<Secret> = Api::namespaced(sa_client.clone(), &ns.name);
