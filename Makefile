@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench
 
 all: test
 
@@ -27,3 +27,7 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## crds: regenerate the committed CRD YAML from the Rust types
+crds:
+	$(CARGO) run --quiet -- crd > crds/controls.soc2-operator.dev.yaml

@@ -5,8 +5,13 @@
 //! engine serves the operator, the one-shot `check` command and offline
 //! manifest checks.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api;
+pub mod checks;
+pub mod engine;
+pub mod resources;
+pub mod snapshot;
 
 /// The crate version, as reported by `soc2-operator version` and `soc2_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,124 @@
+//! Workload availability — TSC A1.1 (capacity to meet objectives) and A1.2
+//! (recovery: the system keeps serving through disruptions).
+//!
+//! Rule: every Deployment and StatefulSet (`apps/v1`) in scope has at least
+//! `minReplicas` replicas (an omitted `spec.replicas` is 1, per the API), a
+//! PodDisruptionBudget (`policy/v1`) in its namespace whose selector matches its
+//! pod template labels (an empty selector `{}` matches every pod; a missing one
+//! matches none), and a `readinessProbe` on every container (Kubernetes
+//! "Configure Liveness, Readiness and Startup Probes"; init containers exempt).
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::core::{Selector, SelectorExt};
+
+use crate::api::AvailabilityCheck;
+use crate::api::Violation;
+use crate::engine::{Context, InvalidSpec, Outcome, violation};
+use crate::snapshot::{Kind, name_of};
+
+/// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
+pub fn kinds(_spec: &AvailabilityCheck) -> Vec<Kind> {
+    vec![
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::PodDisruptionBudget,
+    ]
+}
+
+fn pdb_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
+    let sel = pdb.spec.as_ref()?.selector.clone()?;
+    // A malformed selector in cluster data selects nothing.
+    Selector::try_from(sel).ok()
+}
+
+/// Checks one workload; `make` builds a violation of that workload.
+fn check_workload(
+    spec: &AvailabilityCheck,
+    replicas: Option<i32>,
+    template: &PodTemplateSpec,
+    pdbs: &[(String, Selector)],
+    out: &mut Outcome,
+    make: impl Fn(&str, String) -> Violation,
+) {
+    out.resources_checked += 1;
+    let replicas = replicas.unwrap_or(1);
+    if replicas < spec.min_replicas {
+        out.violations.push(make(
+            "InsufficientReplicas",
+            format!("runs {replicas} replica(s), fewer than minReplicas {}", spec.min_replicas),
+        ));
+    }
+    let empty = BTreeMap::new();
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    if spec.require_pod_disruption_budget && !pdbs.iter().any(|(_, s)| s.matches(labels)) {
+        out.violations.push(make(
+            "MissingPodDisruptionBudget",
+            "no PodDisruptionBudget in the namespace selects its pods".into(),
+        ));
+    }
+    if spec.require_readiness_probes {
+        let missing: Vec<&str> = template
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter(|c| c.readiness_probe.is_none())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            out.violations.push(make(
+                "MissingReadinessProbe",
+                format!("container(s) without a readinessProbe: {}", missing.join(", ")),
+            ));
+        }
+    }
+}
+
+/// Evaluates replicas, disruption budgets and readiness probes.
+///
+/// # Errors
+/// [`InvalidSpec`] on `spec.check.availability.minReplicas` below 1.
+pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+    if spec.min_replicas < 1 {
+        return Err(InvalidSpec::new(
+            "spec.check.availability.minReplicas",
+            format!("must be at least 1, got {}", spec.min_replicas),
+        ));
+    }
+    let mut out = Outcome::default();
+    let default_template = PodTemplateSpec::default();
+    for ns in cx.namespaces {
+        let pdbs: Vec<(String, Selector)> = cx
+            .snapshot
+            .pod_disruption_budgets
+            .in_namespace(ns)
+            .iter()
+            .filter_map(|p| Some((name_of(p.as_ref()).to_owned(), pdb_selector(p)?)))
+            .collect();
+        out.resources_checked += pdbs.len() as u64;
+        for d in cx.snapshot.deployments.in_namespace(ns) {
+            let s = d.spec.as_ref();
+            check_workload(
+                spec,
+                s.and_then(|s| s.replicas),
+                s.map_or(&default_template, |s| &s.template),
+                &pdbs,
+                &mut out,
+                |r, m| violation(d.as_ref(), r, m),
+            );
+        }
+        for st in cx.snapshot.stateful_sets.in_namespace(ns) {
+            let s = st.spec.as_ref();
+            check_workload(
+                spec,
+                s.and_then(|s| s.replicas),
+                s.map_or(&default_template, |s| &s.template),
+                &pdbs,
+                &mut out,
+                |r, m| violation(st.as_ref(), r, m),
+            );
+        }
+    }
+    Ok(out)
+}

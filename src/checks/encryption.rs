@@ -1,0 +1,409 @@
+//! Encryption in transit and at rest — TSC CC6.1 (protecting information
+//! assets), CC6.7 (protecting data in transmission) and C1.1 (confidential
+//! information is protected).
+//!
+//! In transit: every Ingress in scope (`networking.k8s.io/v1`) has `spec.tls`
+//! entries covering every host of its rules (a `*.example.com` TLS host covers
+//! one label); when the Gateway API CRDs are installed, every Gateway listener in
+//! scope uses `HTTPS` or `TLS` (or, with `allowHttpRedirect`, `HTTP` whose
+//! attached HTTPRoutes only redirect to https). Absent Gateway CRDs are skipped
+//! and said so in a note.
+//!
+//! At rest: every PVC in scope uses a StorageClass with the required
+//! parameters or an allowed provisioner (no `storageClassName` means the default
+//! class, annotation `storageclass.kubernetes.io/is-default-class`); Secrets are
+//! encrypted by the API server ("Encrypting Confidential Data at Rest"), proven
+//! by a kube-apiserver mirror pod's `--encryption-provider-config`, or by the
+//! `apiserver_storage_transformation_operations_total` metric with a non-empty
+//! `transformer_prefix` for `to_storage`, or attested in the spec.
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
+
+use crate::api::{
+    EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
+    Verification,
+};
+use crate::engine::{Context, InvalidSpec, Outcome, violation};
+use crate::resources::gateway::{Gateway, HTTPRoute};
+use crate::snapshot::{Kind, name_of, namespace_of};
+
+/// Annotation marking the default StorageClass (and its beta predecessor).
+pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
+    "storageclass.kubernetes.io/is-default-class",
+    "storageclass.beta.kubernetes.io/is-default-class",
+];
+
+/// The kube-apiserver flag that enables encryption at rest.
+pub const ENCRYPTION_FLAG: &str = "--encryption-provider-config";
+
+/// Kinds read: Ingress, Gateway, HTTPRoute (in transit); PVC, StorageClass, Pod
+/// (at rest).
+pub fn kinds(spec: &EncryptionCheck) -> Vec<Kind> {
+    let mut k = Vec::new();
+    if spec.in_transit.is_some() {
+        k.extend([Kind::Ingress, Kind::Gateway, Kind::HttpRoute]);
+    }
+    if let Some(at_rest) = &spec.at_rest {
+        if at_rest.storage_classes.is_some() {
+            k.extend([Kind::PersistentVolumeClaim, Kind::StorageClass]);
+        }
+        if at_rest.secrets.is_some() {
+            k.push(Kind::Pod);
+        }
+    }
+    k
+}
+
+/// Evaluates the configured parts of the encryption check.
+///
+/// # Errors
+/// [`InvalidSpec`] when neither `inTransit` nor `atRest` (or neither of its
+/// members) is set.
+pub fn evaluate(spec: &EncryptionCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+    let mut out = Outcome::default();
+    if spec.in_transit.is_none() && spec.at_rest.is_none() {
+        return Err(InvalidSpec::new(
+            "spec.check.encryption",
+            "set inTransit, atRest, or both",
+        ));
+    }
+    if let Some(t) = &spec.in_transit {
+        in_transit(t, cx, &mut out);
+    }
+    if let Some(r) = &spec.at_rest {
+        if r.storage_classes.is_none() && r.secrets.is_none() {
+            return Err(InvalidSpec::new(
+                "spec.check.encryption.atRest",
+                "set storageClasses, secrets, or both",
+            ));
+        }
+        if let Some(sc) = &r.storage_classes {
+            storage_classes(sc, cx, &mut out)?;
+        }
+        if let Some(s) = &r.secrets {
+            secrets(s, cx, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether TLS host `tls` covers rule host `host` (exact, or a `*.` wildcard
+/// matching exactly one leading label), case-insensitively.
+pub fn tls_covers(tls: &str, host: &str) -> bool {
+    let (tls, host) = (tls.to_ascii_lowercase(), host.to_ascii_lowercase());
+    if tls == host {
+        return true;
+    }
+    match (tls.strip_prefix("*."), host.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => !label.is_empty() && rest == suffix,
+        _ => false,
+    }
+}
+
+fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
+    for ns in cx.namespaces {
+        for ing in cx.snapshot.ingresses.in_namespace(ns) {
+            out.resources_checked += 1;
+            check_ingress(ing, out);
+        }
+    }
+    if !cx.snapshot.is_installed(Kind::Gateway) {
+        out.notes.push(
+            "Gateway API CRDs (gateway.networking.k8s.io/v1 Gateway) are not installed: Gateways were not checked".into(),
+        );
+        return;
+    }
+    for ns in cx.namespaces {
+        for gw in cx.snapshot.gateways.in_namespace(ns) {
+            out.resources_checked += 1;
+            check_gateway(gw, spec, cx, out);
+        }
+    }
+}
+
+fn check_ingress(ing: &Ingress, out: &mut Outcome) {
+    let spec = ing.spec.as_ref();
+    let tls = spec.and_then(|s| s.tls.as_deref()).unwrap_or(&[]);
+    let rules = spec.and_then(|s| s.rules.as_deref()).unwrap_or(&[]);
+    if tls.is_empty() {
+        out.violations.push(violation(
+            ing,
+            "IngressWithoutTLS",
+            "has no spec.tls entry: traffic is served in plain HTTP".into(),
+        ));
+        return;
+    }
+    let tls_hosts: Vec<&str> = tls
+        .iter()
+        .flat_map(|t| t.hosts.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let uncovered: BTreeSet<&str> = rules
+        .iter()
+        .filter_map(|r| r.host.as_deref())
+        .filter(|h| !h.is_empty())
+        .filter(|h| !tls_hosts.iter().any(|t| tls_covers(t, h)))
+        .collect();
+    if !uncovered.is_empty() {
+        let list: Vec<&str> = uncovered.into_iter().collect();
+        out.violations.push(violation(
+            ing,
+            "HostsWithoutTLS",
+            format!("host(s) not covered by spec.tls: {}", list.join(", ")),
+        ));
+    }
+}
+
+fn check_gateway(gw: &Gateway, spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
+    let ns = namespace_of(gw);
+    let gw_name = name_of(gw);
+    for l in &gw.spec.listeners {
+        match l.protocol.as_str() {
+            "HTTPS" | "TLS" => {}
+            "HTTP" if spec.allow_http_redirect && only_redirects(cx, ns, gw_name, &l.name) => {}
+            proto => out.violations.push(violation(
+                gw,
+                "PlaintextListener",
+                format!(
+                    "listener {:?} (port {}) uses protocol {proto}, not HTTPS or TLS{}",
+                    l.name,
+                    l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                    if proto == "HTTP" && spec.allow_http_redirect {
+                        " (an attached HTTPRoute does more than redirect to https)"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+        }
+    }
+}
+
+/// True when at least one HTTPRoute attaches to the listener and every rule of
+/// every attached route redirects to `https`.
+fn only_redirects(cx: &Context, gw_ns: &str, gw_name: &str, listener: &str) -> bool {
+    let attached: Vec<&HTTPRoute> = cx
+        .snapshot
+        .http_routes
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| {
+            r.spec.parent_refs.iter().any(|p| {
+                p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+                    && p.name == gw_name
+                    && p.namespace.as_deref().unwrap_or(namespace_of(*r)) == gw_ns
+                    && p.section_name.as_deref().is_none_or(|s| s == listener)
+            })
+        })
+        .collect();
+    !attached.is_empty()
+        && attached.iter().all(|r| {
+            !r.spec.rules.is_empty()
+                && r.spec.rules.iter().all(|rule| {
+                    rule.filters.iter().any(|f| {
+                        f.type_ == "RequestRedirect"
+                            && f.request_redirect
+                                .as_ref()
+                                .and_then(|rr| rr.scheme.as_deref())
+                                == Some("https")
+                    })
+                })
+        })
+}
+
+fn is_default_class(sc: &StorageClass) -> bool {
+    sc.metadata.annotations.as_ref().is_some_and(|a| {
+        DEFAULT_CLASS_ANNOTATIONS
+            .iter()
+            .any(|k| a.get(*k).map(String::as_str) == Some("true"))
+    })
+}
+
+fn class_encrypts(spec: &StorageClassEncryption, sc: &StorageClass) -> bool {
+    let params_ok = !spec.required_parameters.is_empty()
+        && spec.required_parameters.iter().all(|(k, v)| {
+            sc.parameters
+                .as_ref()
+                .and_then(|p| p.get(k))
+                .is_some_and(|have| have == v)
+        });
+    params_ok || spec.allowed_provisioners.iter().any(|p| *p == sc.provisioner)
+}
+
+fn storage_classes(
+    spec: &StorageClassEncryption,
+    cx: &Context,
+    out: &mut Outcome,
+) -> Result<(), InvalidSpec> {
+    if spec.required_parameters.is_empty() && spec.allowed_provisioners.is_empty() {
+        return Err(InvalidSpec::new(
+            "spec.check.encryption.atRest.storageClasses",
+            "set requiredParameters or allowedProvisioners",
+        ));
+    }
+    let classes = cx.snapshot.storage_classes.in_namespace("");
+    out.resources_checked += classes.len() as u64;
+    let default = classes.iter().find(|c| is_default_class(c));
+    let encrypting: Vec<&str> = classes
+        .iter()
+        .filter(|c| class_encrypts(spec, c))
+        .map(|c| name_of(c.as_ref()))
+        .collect();
+    if !encrypting.is_empty() {
+        out.evidence.push(Evidence {
+            source: "StorageClass".into(),
+            verification: Verification::Verified,
+            message: format!("encrypting StorageClasses: {}", encrypting.join(", ")),
+        });
+    }
+    for ns in cx.namespaces {
+        for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
+            out.resources_checked += 1;
+            let requested = pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
+            let class = match requested {
+                Some("") => {
+                    out.violations.push(violation(
+                        pvc.as_ref(),
+                        "NoStorageClass",
+                        "storageClassName is \"\" (a statically bound volume): its encryption cannot be verified".into(),
+                    ));
+                    continue;
+                }
+                Some(name) => classes.iter().find(|c| name_of(c.as_ref()) == name),
+                None => default,
+            };
+            match class {
+                None => out.violations.push(violation(
+                    pvc.as_ref(),
+                    "UnknownStorageClass",
+                    match requested {
+                        Some(name) => format!("StorageClass {name:?} does not exist"),
+                        None => "no storageClassName and no default StorageClass".into(),
+                    },
+                )),
+                Some(c) if !class_encrypts(spec, c) => out.violations.push(violation(
+                    pvc.as_ref(),
+                    "UnencryptedStorageClass",
+                    format!(
+                        "StorageClass {} (provisioner {}) neither has the required parameters nor an allowed provisioner",
+                        name_of(c.as_ref()),
+                        c.provisioner
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kube-apiserver pods in `kube-system` (static/mirror pods labelled
+/// `component=kube-apiserver`, or named `kube-apiserver-…`).
+fn apiserver_pods<'a>(cx: &'a Context) -> impl Iterator<Item = &'a Pod> {
+    cx.snapshot
+        .pods
+        .in_namespace("kube-system")
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("component"))
+                .map(String::as_str)
+                == Some("kube-apiserver")
+                || name_of(*p).starts_with("kube-apiserver-")
+        })
+}
+
+fn has_encryption_flag(pod: &Pod) -> bool {
+    pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| {
+        c.command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .any(|a| a == ENCRYPTION_FLAG || a.starts_with(&format!("{ENCRYPTION_FLAG}=")))
+    })
+}
+
+fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
+    // (a) The flag on a kube-apiserver mirror pod.
+    let pods: Vec<&Pod> = apiserver_pods(cx).collect();
+    out.resources_checked += pods.len() as u64;
+    if let Some(p) = pods.iter().find(|p| has_encryption_flag(p)) {
+        out.evidence.push(Evidence {
+            source: "EncryptionProviderConfigFlag".into(),
+            verification: Verification::Verified,
+            message: format!(
+                "kube-system/{} runs kube-apiserver with {ENCRYPTION_FLAG}",
+                name_of(*p)
+            ),
+        });
+        return;
+    }
+    // (b) The API server's own storage transformation metrics.
+    let mut identity_only = false;
+    if let Some(samples) = &cx.snapshot.storage_transformations {
+        let to_storage: Vec<_> = samples
+            .iter()
+            .filter(|s| s.transformation_type == "to_storage" && s.count > 0.0)
+            .collect();
+        let prefixes: BTreeSet<&str> = to_storage
+            .iter()
+            .filter(|s| !s.transformer_prefix.is_empty())
+            .map(|s| s.transformer_prefix.as_str())
+            .collect();
+        if !prefixes.is_empty() {
+            out.evidence.push(Evidence {
+                source: "APIServerMetrics".into(),
+                verification: Verification::Verified,
+                message: format!(
+                    "apiserver_storage_transformation_operations_total{{transformation_type=\"to_storage\"}} shows transformer prefix {}",
+                    prefixes.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+            return;
+        }
+        identity_only = !to_storage.is_empty();
+    }
+    // (c) An attestation for managed control planes.
+    // A storage-layer encryption of etcd (common on managed clusters) is invisible
+    // to the API server, so an attestation stands even when the API server uses
+    // the identity transformer; the evidence says so.
+    if let Some(text) = &spec.attestation {
+        let message = if identity_only {
+            format!("{text} (note: the API server's own writes use the identity transformer, so Secrets are not envelope-encrypted by the API server)")
+        } else {
+            text.clone()
+        };
+        out.evidence.push(Evidence {
+            source: "Attestation".into(),
+            verification: Verification::Attested,
+            message,
+        });
+        return;
+    }
+    let (reason, message) = if identity_only {
+        (
+            "SecretsNotEncrypted",
+            "the API server writes to storage with the identity transformer (empty transformer_prefix): Secrets are stored unencrypted".to_owned(),
+        )
+    } else if !pods.is_empty() {
+        (
+            "SecretsNotEncrypted",
+            format!("kube-apiserver runs without {ENCRYPTION_FLAG}"),
+        )
+    } else {
+        (
+            "NoEncryptionEvidence",
+            "no kube-apiserver pod with --encryption-provider-config, no encrypted writes in apiserver_storage_transformation_operations_total, and no attestation in spec.check.encryption.atRest.secrets".to_owned(),
+        )
+    };
+    match pods.first() {
+        Some(p) if !identity_only => out.violations.push(violation(*p, reason, message)),
+        _ => out.violations.push(cx.control_violation(reason, message)),
+    }
+}

@@ -1,0 +1,368 @@
+//! Over-privileged RBAC — TSC CC6.1 (logical access), CC6.2 (authorising
+//! users) and CC6.3 (least privilege, role-based access).
+//!
+//! Rule (Kubernetes "Using RBAC Authorization" and "Role Based Access Control
+//! Good Practices"): no subject outside the allow-list is bound, by a
+//! ClusterRoleBinding or an in-scope RoleBinding, to `cluster-admin` or to a role
+//! with a rule granting `*` verbs on `*` resources (in the `*` or core API group). Aggregated ClusterRoles
+//! (`aggregationRule.clusterRoleSelectors`) are judged by the union of their own
+//! rules and those of the ClusterRoles they select. The optional checks each
+//! report one more risky grant (see [`RbacCheck`]).
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleRef, Subject};
+use kube::core::SelectorExt;
+
+use crate::api::{RbacCheck, SubjectKind, SubjectMatcher};
+use crate::engine::{Context, InvalidSpec, Outcome, parse_selector, violation};
+use crate::snapshot::{Kind, labels_of, name_of};
+
+/// The annotation the API server sets on the roles and bindings of its bootstrap
+/// policy (`rbac.authorization.kubernetes.io/autoupdate: "true"`).
+pub const BOOTSTRAP_ANNOTATION: &str = "rbac.authorization.kubernetes.io/autoupdate";
+
+/// Subjects that are never allowed to hold admin rights, even with
+/// `allowSystemSubjects`.
+pub const ANONYMOUS_SUBJECTS: [&str; 3] = [
+    "system:anonymous",
+    "system:unauthenticated",
+    "system:authenticated",
+];
+
+/// Kinds read: ClusterRole, ClusterRoleBinding, Role, RoleBinding.
+pub fn kinds(_spec: &RbacCheck) -> Vec<Kind> {
+    vec![
+        Kind::ClusterRole,
+        Kind::ClusterRoleBinding,
+        Kind::Role,
+        Kind::RoleBinding,
+    ]
+}
+
+fn has(list: &[String], value: &str) -> bool {
+    list.iter().any(|v| v == "*" || v == value)
+}
+
+/// A rule with `*` verbs on `*` resources in the `*` or the core (`""`) API
+/// group: cluster-admin in all but name. (`*`/`*` limited to one non-core group,
+/// e.g. `metrics.k8s.io`, is not admin; `wildcardRules` reports it.)
+pub fn is_wildcard_admin(rule: &PolicyRule) -> bool {
+    let groups = rule.api_groups.as_deref().unwrap_or(&[]);
+    let resources = rule.resources.as_deref().unwrap_or(&[]);
+    rule.verbs.iter().any(|v| v == "*")
+        && resources.iter().any(|r| r == "*")
+        && groups.iter().any(|g| g == "*" || g.is_empty())
+}
+
+fn reads_secrets(rule: &PolicyRule) -> bool {
+    let groups = rule.api_groups.as_deref().unwrap_or(&[]);
+    let resources = rule.resources.as_deref().unwrap_or(&[]);
+    (groups.iter().any(|g| g.is_empty() || g == "*"))
+        && has(resources, "secrets")
+        && rule.resource_names.as_ref().is_none_or(|n| n.is_empty())
+        && ["get", "list", "watch"]
+            .iter()
+            .any(|v| has(&rule.verbs, v))
+}
+
+fn escalation_verbs(rule: &PolicyRule) -> Vec<&'static str> {
+    ["bind", "escalate", "impersonate"]
+        .into_iter()
+        .filter(|v| rule.verbs.iter().any(|have| have == v))
+        .collect()
+}
+
+/// Whether a subject matches an allow-list entry (`name` exact or `prefix*`).
+pub fn subject_matches(m: &SubjectMatcher, s: &Subject) -> bool {
+    let kind_ok = matches!(
+        (m.kind, s.kind.as_str()),
+        (SubjectKind::User, "User")
+            | (SubjectKind::Group, "Group")
+            | (SubjectKind::ServiceAccount, "ServiceAccount")
+    );
+    let name_ok = match m.name.strip_suffix('*') {
+        Some(prefix) => s.name.starts_with(prefix),
+        None => s.name == m.name,
+    };
+    let ns_ok = m
+        .namespace
+        .as_deref()
+        .is_none_or(|ns| s.namespace.as_deref() == Some(ns));
+    kind_ok && name_ok && ns_ok
+}
+
+/// Whether `s` may hold admin rights under `spec`'s allow-list: group
+/// `system:masters`; with `allowSystemSubjects`, `system:…` users and groups
+/// (except anonymous and all-authenticated) and ServiceAccounts in
+/// `kube-system`; and every `allowedSubjects` entry.
+pub fn allowed(spec: &RbacCheck, s: &Subject) -> bool {
+    if s.kind == "Group" && s.name == "system:masters" {
+        return true;
+    }
+    if spec.allow_system_subjects && !ANONYMOUS_SUBJECTS.contains(&s.name.as_str()) {
+        let system_sa = s.kind == "ServiceAccount" && s.namespace.as_deref() == Some("kube-system");
+        if system_sa || (s.kind != "ServiceAccount" && s.name.starts_with("system:")) {
+            return true;
+        }
+    }
+    spec.allowed_subjects.iter().any(|m| subject_matches(m, s))
+}
+
+fn describe_subject(s: &Subject) -> String {
+    match (&s.kind[..], &s.namespace) {
+        ("ServiceAccount", Some(ns)) => format!("ServiceAccount {ns}/{}", s.name),
+        _ => format!("{} {}", s.kind, s.name),
+    }
+}
+
+/// The effective rules of a ClusterRole: its own plus, when aggregated, those of
+/// every ClusterRole its selectors match (recursively, each role once).
+pub fn effective_cluster_role_rules<'a>(
+    cx: &'a Context,
+    role: &'a ClusterRole,
+) -> Result<Vec<&'a PolicyRule>, InvalidSpec> {
+    let mut rules: Vec<&PolicyRule> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut stack = vec![role];
+    while let Some(r) = stack.pop() {
+        if !seen.insert(name_of(r)) {
+            continue;
+        }
+        rules.extend(r.rules.iter().flatten());
+        let selectors = r
+            .aggregation_rule
+            .as_ref()
+            .and_then(|a| a.cluster_role_selectors.as_ref());
+        for sel in selectors.into_iter().flatten() {
+            // A malformed selector in cluster data selects nothing.
+            let Ok(sel) = parse_selector("aggregationRule", sel) else {
+                continue;
+            };
+            stack.extend(
+                cx.snapshot
+                    .cluster_roles
+                    .iter()
+                    .map(|c| c.as_ref())
+                    .filter(|c| sel.matches(labels_of(*c))),
+            );
+        }
+    }
+    Ok(rules)
+}
+
+/// What a role grants, as far as this check cares.
+#[derive(Default, Clone)]
+struct RoleFacts {
+    admin: bool,
+    secrets: bool,
+    escalation: BTreeSet<&'static str>,
+}
+
+fn facts<'a>(rules: impl IntoIterator<Item = &'a PolicyRule>) -> RoleFacts {
+    let mut f = RoleFacts::default();
+    for r in rules {
+        f.admin |= is_wildcard_admin(r);
+        f.secrets |= reads_secrets(r);
+        f.escalation.extend(escalation_verbs(r));
+    }
+    f
+}
+
+/// Facts of every ClusterRole, computed once per evaluation (aggregation
+/// resolved), keyed by name.
+fn cluster_role_facts<'a>(cx: &'a Context) -> Result<BTreeMap<&'a str, RoleFacts>, InvalidSpec> {
+    let mut out = BTreeMap::new();
+    for cr in cx.snapshot.cluster_roles.iter() {
+        let mut f = facts(effective_cluster_role_rules(cx, cr)?);
+        f.admin |= name_of(cr.as_ref()) == "cluster-admin";
+        out.insert(name_of(cr.as_ref()), f);
+    }
+    Ok(out)
+}
+
+/// What a binding's `roleRef` grants; `None` when the role does not exist.
+fn bound_facts(
+    cx: &Context,
+    cluster: &BTreeMap<&str, RoleFacts>,
+    role_ref: &RoleRef,
+    namespace: &str,
+) -> Option<RoleFacts> {
+    match role_ref.kind.as_str() {
+        "ClusterRole" => match cluster.get(role_ref.name.as_str()) {
+            Some(f) => Some(f.clone()),
+            // cluster-admin is bootstrap policy; judge a binding to it even
+            // when the role itself is not in the snapshot (offline manifests).
+            None if role_ref.name == "cluster-admin" => Some(RoleFacts {
+                admin: true,
+                ..Default::default()
+            }),
+            None => None,
+        },
+        "Role" => cx
+            .snapshot
+            .roles
+            .get(namespace, &role_ref.name)
+            .map(|r| facts(r.rules.iter().flatten())),
+        _ => None,
+    }
+}
+
+fn is_system_role(
+    name: &str,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    name.starts_with("system:")
+        || annotations
+            .and_then(|a| a.get(BOOTSTRAP_ANNOTATION))
+            .is_some_and(|v| v == "true")
+}
+
+struct BindingView<'a> {
+    subjects: &'a [Subject],
+    role_ref: &'a RoleRef,
+    namespace: &'a str,
+    cluster_wide: bool,
+    bootstrap: bool,
+}
+
+/// Evaluates RBAC bindings and, optionally, roles.
+///
+/// # Errors
+/// None in practice: malformed selectors in cluster data select nothing.
+pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+    let mut out = Outcome::default();
+    let cluster = cluster_role_facts(cx)?;
+    for crb in cx.snapshot.cluster_role_bindings.iter() {
+        out.resources_checked += 1;
+        let view = BindingView {
+            subjects: crb.subjects.as_deref().unwrap_or(&[]),
+            role_ref: &crb.role_ref,
+            namespace: "",
+            cluster_wide: true,
+            bootstrap: is_system_role(name_of(crb.as_ref()), crb.metadata.annotations.as_ref()),
+        };
+        check_binding(spec, cx, &cluster, &view, &mut out, |reason, msg| {
+            violation(crb.as_ref(), reason, msg)
+        });
+    }
+    for ns in cx.namespaces {
+        for rb in cx.snapshot.role_bindings.in_namespace(ns) {
+            out.resources_checked += 1;
+            let view = BindingView {
+                subjects: rb.subjects.as_deref().unwrap_or(&[]),
+                role_ref: &rb.role_ref,
+                namespace: ns,
+                cluster_wide: false,
+                bootstrap: is_system_role(name_of(rb.as_ref()), rb.metadata.annotations.as_ref()),
+            };
+            check_binding(spec, cx, &cluster, &view, &mut out, |reason, msg| {
+                violation(rb.as_ref(), reason, msg)
+            });
+        }
+    }
+    if spec.wildcard_rules {
+        for cr in cx.snapshot.cluster_roles.iter() {
+            out.resources_checked += 1;
+            if is_system_role(name_of(cr.as_ref()), cr.metadata.annotations.as_ref()) {
+                continue;
+            }
+            if let Some(what) = wildcard(cr.rules.iter().flatten()) {
+                out.violations.push(violation(cr.as_ref(), "WildcardRule", what));
+            }
+        }
+        for ns in cx.namespaces {
+            for r in cx.snapshot.roles.in_namespace(ns) {
+                out.resources_checked += 1;
+                if name_of(r.as_ref()).starts_with("system:") {
+                    continue;
+                }
+                if let Some(what) = wildcard(r.rules.iter().flatten()) {
+                    out.violations.push(violation(r.as_ref(), "WildcardRule", what));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn wildcard<'a>(rules: impl Iterator<Item = &'a PolicyRule>) -> Option<String> {
+    let mut found = BTreeSet::new();
+    for r in rules {
+        if r.verbs.iter().any(|v| v == "*") {
+            found.insert("verbs");
+        }
+        if r.resources.iter().flatten().any(|v| v == "*") {
+            found.insert("resources");
+        }
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "grants \"*\" in {}",
+            found.into_iter().collect::<Vec<_>>().join(" and ")
+        )
+    })
+}
+
+fn check_binding(
+    spec: &RbacCheck,
+    cx: &Context,
+    cluster: &BTreeMap<&str, RoleFacts>,
+    b: &BindingView,
+    out: &mut Outcome,
+    make: impl Fn(&str, String) -> crate::api::Violation,
+) {
+    if spec.anonymous_bindings && !b.bootstrap {
+        for s in b.subjects {
+            let anon = (s.kind == "User" && s.name == "system:anonymous")
+                || (s.kind == "Group" && s.name == "system:unauthenticated");
+            if anon {
+                out.violations.push(make(
+                    "AnonymousBinding",
+                    format!(
+                        "binds {} {} to unauthenticated requests ({})",
+                        b.role_ref.kind,
+                        b.role_ref.name,
+                        describe_subject(s)
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(f) = bound_facts(cx, cluster, b.role_ref, b.namespace) else {
+        return;
+    };
+    let (admin, secrets, escalation) = (f.admin, b.cluster_wide && f.secrets, f.escalation);
+    for s in b.subjects.iter().filter(|s| !allowed(spec, s)) {
+        let who = describe_subject(s);
+        if admin {
+            out.violations.push(make(
+                "AdminBoundToSubject",
+                format!(
+                    "grants {} {} (all verbs on all resources) to {who}, which is not on the allow-list",
+                    b.role_ref.kind, b.role_ref.name
+                ),
+            ));
+            continue;
+        }
+        if spec.secrets_read_cluster_wide && secrets {
+            out.violations.push(make(
+                "SecretsReadClusterWide",
+                format!(
+                    "grants get/list/watch on Secrets in every namespace ({} {}) to {who}",
+                    b.role_ref.kind, b.role_ref.name
+                ),
+            ));
+        }
+        if spec.escalation_verbs && !escalation.is_empty() {
+            out.violations.push(make(
+                "EscalationVerbs",
+                format!(
+                    "grants the escalation verb(s) {} ({} {}) to {who}",
+                    escalation.iter().copied().collect::<Vec<_>>().join(", "),
+                    b.role_ref.kind,
+                    b.role_ref.name
+                ),
+            ));
+        }
+    }
+}

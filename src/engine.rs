@@ -1,0 +1,444 @@
+//! The check engine: `evaluate(control, snapshot, now) -> Evaluation`.
+//!
+//! Pure: no I/O, no clock (time is the `now` argument), deterministic output
+//! (violations sorted by namespace, kind, name, reason). The operator, the
+//! one-shot `check` command and offline manifest checks all call
+//! [`evaluate`]; [`Evaluation::to_status`] turns the result into the
+//! `Control` status.
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use kube::core::{Selector, SelectorExt};
+
+use crate::api::conditions::{self, COMPLIANT, READY};
+use crate::api::{
+    Check, Control, ControlStatus, Evidence, MAX_STATUS_VIOLATIONS, Mode, Summary, Violation,
+};
+use crate::checks;
+use crate::snapshot::{Snapshot, labels_of, name_of};
+
+/// Namespaces out of scope unless a Control's selector names them explicitly.
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+/// The well-known label holding a namespace's name (set by the API server).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A spec error only the engine can see, naming the field (JSON path from the
+/// object root, e.g. `spec.check.backup.maxAge`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSpec {
+    /// The offending field, e.g. `spec.scope.namespaceSelector`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl InvalidSpec {
+    /// An error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidSpec {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The verdict of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No violation.
+    Compliant,
+    /// At least one violation, or a required provider is missing.
+    NonCompliant,
+    /// The spec cannot be evaluated; see [`Evaluation::invalid`].
+    InvalidSpec,
+}
+
+/// The result of a check family: what it looked at and what it found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Objects (and namespaces) looked at.
+    pub resources_checked: u64,
+    /// Every violation (unsorted; [`evaluate`] sorts them).
+    pub violations: Vec<Violation>,
+    /// Evidence behind the verdict.
+    pub evidence: Vec<Evidence>,
+    /// Informational notes, e.g. "Gateway API not installed: Gateways not checked".
+    pub notes: Vec<String>,
+    /// A reason that makes the control non-compliant on its own, with its
+    /// message, e.g. (`BackupProviderNotInstalled`, "…").
+    pub blocking: Option<(String, String)>,
+}
+
+/// What [`evaluate`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Compliant, NonCompliant or InvalidSpec.
+    pub verdict: Verdict,
+    /// CamelCase reason for the `Compliant` condition.
+    pub reason: String,
+    /// Message for the `Compliant` condition.
+    pub message: String,
+    /// Objects (and namespaces) looked at.
+    pub resources_checked: u64,
+    /// Every violation, sorted by namespace, kind, name, reason.
+    pub violations: Vec<Violation>,
+    /// Evidence, sorted.
+    pub evidence: Vec<Evidence>,
+    /// Informational notes (also in the `Ready` condition's message).
+    pub notes: Vec<String>,
+    /// The spec error when `verdict` is `InvalidSpec`.
+    pub invalid: Option<InvalidSpec>,
+    /// When the evaluation ran.
+    pub evaluated_at: Timestamp,
+}
+
+/// Evaluation context handed to every check family.
+pub struct Context<'a> {
+    /// The cluster state.
+    pub snapshot: &'a Snapshot,
+    /// The evaluation time.
+    pub now: Timestamp,
+    /// The namespaces in the Control's scope, sorted.
+    pub namespaces: &'a BTreeSet<String>,
+    /// The Control's name (for control-level violations).
+    pub control_name: &'a str,
+}
+
+impl Context<'_> {
+    /// Whether `namespace` is in scope.
+    pub fn in_scope(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
+    }
+
+    /// A violation of the Control itself (for requirements that no single
+    /// object carries, e.g. "no restore tested in 30 days").
+    pub fn control_violation(&self, reason: &str, message: String) -> Violation {
+        Violation {
+            namespace: None,
+            kind: "Control".into(),
+            name: self.control_name.to_owned(),
+            api_version: "soc2-operator.dev/v1alpha1".into(),
+            reason: reason.into(),
+            message,
+        }
+    }
+}
+
+/// A violation of `obj` with `reason` (CamelCase) and `message`.
+pub fn violation<K>(obj: &K, reason: &str, message: String) -> Violation
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    Violation {
+        namespace: obj.meta().namespace.clone(),
+        kind: K::kind(&()).into_owned(),
+        name: name_of(obj).to_owned(),
+        api_version: K::api_version(&()).into_owned(),
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// Parses a Go/Kubernetes duration string (`26h`, `90m`, `1h30m`, `1.5h`) for
+/// `field`. Zero and negative durations are rejected.
+///
+/// # Errors
+/// [`InvalidSpec`] naming `field` when the string is not a positive duration.
+pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, InvalidSpec> {
+    let valid_syntax = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || "nsuµmh".contains(c));
+    let parsed = valid_syntax
+        .then(|| value.parse::<SignedDuration>().ok())
+        .flatten();
+    match parsed {
+        Some(d) if d.is_positive() => Ok(d),
+        Some(_) => Err(InvalidSpec::new(
+            field,
+            format!("duration {value:?} must be greater than zero"),
+        )),
+        None => Err(InvalidSpec::new(
+            field,
+            format!("{value:?} is not a Go duration such as \"26h\", \"90m\" or \"1h30m\""),
+        )),
+    }
+}
+
+/// Parses an RFC 3339 timestamp from cluster data.
+pub fn parse_time(value: &str) -> Option<Timestamp> {
+    value.parse().ok()
+}
+
+/// Human form of a duration for messages, e.g. `26h 0m 5s`.
+pub fn human(d: SignedDuration) -> String {
+    format!("{d:#}")
+}
+
+/// Evaluates `control` against `snapshot` at `now`. Never panics on any Control
+/// or cluster object; spec errors the API server could not catch yield
+/// [`Verdict::InvalidSpec`].
+pub fn evaluate(control: &Control, snapshot: &Snapshot, now: Timestamp) -> Evaluation {
+    let name = control.metadata.name.as_deref().unwrap_or("");
+    match evaluate_inner(control, snapshot, now, name) {
+        Ok(outcome) => finish(outcome, now),
+        Err(invalid) => Evaluation {
+            verdict: Verdict::InvalidSpec,
+            reason: "InvalidSpec".into(),
+            message: invalid.to_string(),
+            resources_checked: 0,
+            violations: Vec::new(),
+            evidence: Vec::new(),
+            notes: Vec::new(),
+            invalid: Some(invalid),
+            evaluated_at: now,
+        },
+    }
+}
+
+fn evaluate_inner(
+    control: &Control,
+    snapshot: &Snapshot,
+    now: Timestamp,
+    name: &str,
+) -> Result<Outcome, InvalidSpec> {
+    let namespaces = scope_namespaces(control, snapshot)?;
+    let cx = Context {
+        snapshot,
+        now,
+        namespaces: &namespaces,
+        control_name: name,
+    };
+    checks::evaluate(&control.spec.check, &cx)
+}
+
+fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
+    outcome.violations.sort();
+    outcome.violations.dedup();
+    outcome.evidence.sort();
+    outcome.evidence.dedup();
+    let (verdict, reason, message) = if let Some((reason, message)) = outcome.blocking.clone() {
+        (Verdict::NonCompliant, reason, message)
+    } else if outcome.violations.is_empty() {
+        (
+            Verdict::Compliant,
+            "Compliant".to_owned(),
+            format!("{} resources checked, no violations", outcome.resources_checked),
+        )
+    } else {
+        let n = outcome.violations.len();
+        let first: Vec<String> = outcome
+            .violations
+            .iter()
+            .take(3)
+            .map(describe)
+            .collect();
+        let more = if n > 3 {
+            format!(" and {} more", n - 3)
+        } else {
+            String::new()
+        };
+        (
+            Verdict::NonCompliant,
+            "ViolationsFound".to_owned(),
+            format!(
+                "{n} violation{}: {}{more}",
+                if n == 1 { "" } else { "s" },
+                first.join("; ")
+            ),
+        )
+    };
+    Evaluation {
+        verdict,
+        reason,
+        message,
+        resources_checked: outcome.resources_checked,
+        violations: outcome.violations,
+        evidence: outcome.evidence,
+        notes: outcome.notes,
+        invalid: None,
+        evaluated_at: now,
+    }
+}
+
+/// `Kind namespace/name: message`, for condition messages and Events.
+pub fn describe(v: &Violation) -> String {
+    match &v.namespace {
+        Some(ns) => format!("{} {ns}/{}: {}", v.kind, v.name, v.message),
+        None => format!("{} {}: {}", v.kind, v.name, v.message),
+    }
+}
+
+/// The namespaces in the Control's scope, from the snapshot's Namespace objects.
+///
+/// # Errors
+/// [`InvalidSpec`] for a selector with an invalid operator or values.
+pub fn scope_namespaces(
+    control: &Control,
+    snapshot: &Snapshot,
+) -> Result<BTreeSet<String>, InvalidSpec> {
+    let scope = control.spec.scope.clone().unwrap_or_default();
+    let selector = match &scope.namespace_selector {
+        None => None,
+        Some(ls) => Some(parse_selector("spec.scope.namespaceSelector", ls)?),
+    };
+    let explicit = scope
+        .namespace_selector
+        .as_ref()
+        .map(explicitly_named)
+        .unwrap_or_default();
+    let excluded: BTreeSet<&str> = scope.excluded_namespaces.iter().map(String::as_str).collect();
+    let mut out = BTreeSet::new();
+    for ns in snapshot.namespaces.iter() {
+        let name = name_of(ns.as_ref());
+        if excluded.contains(name) {
+            continue;
+        }
+        if SYSTEM_NAMESPACES.contains(&name) && !explicit.contains(name) {
+            continue;
+        }
+        // The API server always sets kubernetes.io/metadata.name; offline
+        // manifests may not, so match as if it were set.
+        let mut labels = labels_of(ns.as_ref()).clone();
+        labels
+            .entry(NAMESPACE_NAME_LABEL.to_owned())
+            .or_insert_with(|| name.to_owned());
+        if selector.as_ref().is_none_or(|s| s.matches(&labels)) {
+            out.insert(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a LabelSelector, naming `field` on error (e.g. an `In` without values).
+///
+/// # Errors
+/// [`InvalidSpec`] naming `field`.
+pub fn parse_selector(field: &str, selector: &LabelSelector) -> Result<Selector, InvalidSpec> {
+    if let Some(exprs) = &selector.match_expressions {
+        for (i, e) in exprs.iter().enumerate() {
+            let values = e.values.as_deref().unwrap_or(&[]);
+            let bad = match e.operator.as_str() {
+                "In" | "NotIn" => values.is_empty().then_some("needs at least one value"),
+                "Exists" | "DoesNotExist" => (!values.is_empty()).then_some("takes no values"),
+                _ => Some("is not one of In, NotIn, Exists, DoesNotExist"),
+            };
+            if let Some(why) = bad {
+                return Err(InvalidSpec::new(
+                    format!("{field}.matchExpressions[{i}]"),
+                    format!("operator {:?} {why}; this selector can never match", e.operator),
+                ));
+            }
+        }
+    }
+    Selector::try_from(selector.clone()).map_err(|e| InvalidSpec::new(field, e.to_string()))
+}
+
+/// Namespace names a selector names explicitly through
+/// `kubernetes.io/metadata.name` (matchLabels, or matchExpressions `In`).
+fn explicitly_named(selector: &LabelSelector) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(v) = selector
+        .match_labels
+        .as_ref()
+        .and_then(|m| m.get(NAMESPACE_NAME_LABEL))
+    {
+        out.insert(v.clone());
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        if e.key == NAMESPACE_NAME_LABEL && e.operator == "In" {
+            out.extend(e.values.iter().flatten().cloned());
+        }
+    }
+    out
+}
+
+impl Evaluation {
+    /// Whether the control is compliant.
+    pub fn is_compliant(&self) -> bool {
+        self.verdict == Verdict::Compliant
+    }
+
+    /// The `Control` status for this evaluation: conditions that keep their
+    /// `lastTransitionTime` from `previous` while their status is unchanged,
+    /// `observedGeneration`, summary, at most [`MAX_STATUS_VIOLATIONS`]
+    /// violations with `violationsTruncated`, and evidence.
+    pub fn to_status(&self, control: &Control, previous: Option<&ControlStatus>) -> ControlStatus {
+        let generation = control.metadata.generation;
+        let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+        let now = Time(self.evaluated_at);
+        let (ready_status, ready_reason, ready_message) = match (&self.invalid, control.spec.mode) {
+            (Some(invalid), _) => ("False", "InvalidSpec", invalid.to_string()),
+            (None, Mode::Enforce) => (
+                "True",
+                "EnforceNotSupported",
+                "mode Enforce is not implemented yet: the control is evaluated and reported (Audit) but nothing is enforced".to_owned(),
+            ),
+            (None, Mode::Audit) => ("True", "Evaluated", self.notes.join("; ")),
+        };
+        let ready_message = if self.invalid.is_none()
+            && control.spec.mode == Mode::Enforce
+            && !self.notes.is_empty()
+        {
+            format!("{ready_message}; {}", self.notes.join("; "))
+        } else {
+            ready_message
+        };
+        let (compliant_status, compliant_reason) = match self.verdict {
+            Verdict::Compliant => ("True", self.reason.as_str()),
+            Verdict::NonCompliant => ("False", self.reason.as_str()),
+            Verdict::InvalidSpec => ("Unknown", "InvalidSpec"),
+        };
+        let conditions = vec![
+            conditions::next_condition(
+                prev,
+                READY,
+                ready_status,
+                ready_reason,
+                &ready_message,
+                generation,
+                now.clone(),
+            ),
+            conditions::next_condition(
+                prev,
+                COMPLIANT,
+                compliant_status,
+                compliant_reason,
+                &self.message,
+                generation,
+                now.clone(),
+            ),
+        ];
+        let total = self.violations.len();
+        ControlStatus {
+            observed_generation: generation,
+            conditions,
+            summary: Some(Summary {
+                resources_checked: i64::try_from(self.resources_checked).unwrap_or(i64::MAX),
+                violations: i64::try_from(total).unwrap_or(i64::MAX),
+                last_evaluation_time: now,
+            }),
+            violations: self
+                .violations
+                .iter()
+                .take(MAX_STATUS_VIOLATIONS)
+                .cloned()
+                .collect(),
+            violations_truncated: total > MAX_STATUS_VIOLATIONS,
+            evidence: self.evidence.clone(),
+        }
+    }
+}
+
+/// Whether the check in `check` is set at all (the CRD's CEL rule guarantees
+/// exactly one at admission; a `null` member can still slip through).
+pub fn check_is_set(check: &Check) -> bool {
+    check.network_policy.is_some()
+        || check.encryption.is_some()
+        || check.rbac.is_some()
+        || check.backup.is_some()
+        || check.availability.is_some()
+}

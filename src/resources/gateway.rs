@@ -1,0 +1,90 @@
+//! Gateway API `gateway.networking.k8s.io/v1` Gateway and HTTPRoute
+//! (kubernetes-sigs/gateway-api).
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+/// `Gateway.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "gateway.networking.k8s.io", version = "v1", kind = "Gateway", namespaced, schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// The listeners (ports and protocols) of the Gateway.
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+/// `Gateway.spec.listeners[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    /// Listener name, referenced by routes' `parentRefs[].sectionName`.
+    #[serde(default)]
+    pub name: String,
+    /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP` or an implementation-specific value.
+    #[serde(default)]
+    pub protocol: String,
+    /// Network port.
+    #[serde(default)]
+    pub port: Option<i32>,
+}
+
+/// `HTTPRoute.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "gateway.networking.k8s.io", version = "v1", kind = "HTTPRoute", namespaced, schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// Routing rules.
+    #[serde(default)]
+    pub rules: Vec<HTTPRouteRule>,
+}
+
+/// `HTTPRoute.spec.parentRefs[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    /// Parent kind; absent means `Gateway`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Parent name.
+    #[serde(default)]
+    pub name: String,
+    /// Parent namespace; absent means the route's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The listener name; absent attaches to every listener.
+    #[serde(default)]
+    pub section_name: Option<String>,
+}
+
+/// `HTTPRoute.spec.rules[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteRule {
+    /// Filters applied to matching requests.
+    #[serde(default)]
+    pub filters: Vec<HTTPRouteFilter>,
+}
+
+/// `HTTPRoute.spec.rules[].filters[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteFilter {
+    /// Filter type, for example `RequestRedirect`.
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    /// Set for `RequestRedirect` filters.
+    #[serde(default)]
+    pub request_redirect: Option<RequestRedirect>,
+}
+
+/// `HTTPRoute` `RequestRedirect` filter.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRedirect {
+    /// The scheme redirected to (`https`).
+    #[serde(default)]
+    pub scheme: Option<String>,
+}

@@ -1,0 +1,120 @@
+//! Velero `velero.io/v1` resources, as documented in Velero's API types
+//! (`pkg/apis/velero/v1`): Schedule, Backup, Restore, BackupStorageLocation.
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+
+/// The label Velero puts on every Backup created by a Schedule, naming it.
+pub const SCHEDULE_NAME_LABEL: &str = "velero.io/schedule-name";
+
+/// The backup template shared by `Schedule.spec.template` and `Backup.spec`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTemplate {
+    /// Namespaces to include; empty or absent means all namespaces, `*` too.
+    #[serde(default)]
+    pub included_namespaces: Option<Vec<String>>,
+    /// Namespaces to exclude (wins over inclusion).
+    #[serde(default)]
+    pub excluded_namespaces: Option<Vec<String>>,
+    /// The BackupStorageLocation name; absent means the default location.
+    #[serde(default)]
+    pub storage_location: Option<String>,
+}
+
+/// `Schedule.spec`: a cron schedule and a backup template.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "velero.io", version = "v1", kind = "Schedule", namespaced, status = "ScheduleStatus", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// The backup each run creates.
+    #[serde(default)]
+    pub template: BackupTemplate,
+    /// Cron expression.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// A paused schedule creates no backups.
+    #[serde(default)]
+    pub paused: Option<bool>,
+}
+
+/// `Schedule.status`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// `New`, `Enabled` or `FailedValidation`.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// When the last backup was *created* (not completed): never success evidence.
+    #[serde(default)]
+    pub last_backup: Option<String>,
+}
+
+/// `Backup.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "velero.io", version = "v1", kind = "Backup", namespaced, status = "BackupStatus", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// What the backup contains and where it is stored.
+    #[serde(flatten)]
+    pub template: BackupTemplate,
+}
+
+/// `Backup.status`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// `New`, `InProgress`, `Completed`, `PartiallyFailed`, `Failed`, … Only
+    /// `Completed` is success.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// When the backup finished (RFC 3339).
+    #[serde(default)]
+    pub completion_timestamp: Option<String>,
+}
+
+/// `Restore.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "velero.io", version = "v1", kind = "Restore", namespaced, status = "RestoreStatus", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The Backup restored from.
+    #[serde(default)]
+    pub backup_name: Option<String>,
+    /// Or the Schedule whose newest backup is restored.
+    #[serde(default)]
+    pub schedule_name: Option<String>,
+}
+
+/// `Restore.status`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// `New`, `InProgress`, `Completed`, `PartiallyFailed`, `Failed`, …
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// When the restore finished (RFC 3339).
+    #[serde(default)]
+    pub completion_timestamp: Option<String>,
+}
+
+/// `BackupStorageLocation.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(group = "velero.io", version = "v1", kind = "BackupStorageLocation", namespaced, status = "BackupStorageLocationStatus", schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationSpec {
+    /// The object-storage provider (for example `aws`).
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Whether this is the default location.
+    #[serde(default)]
+    pub default: Option<bool>,
+}
+
+/// `BackupStorageLocation.status`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStorageLocationStatus {
+    /// `Available` or `Unavailable`.
+    #[serde(default)]
+    pub phase: Option<String>,
+}

@@ -1,0 +1,591 @@
+//! The read-only view of cluster state that the check engine sees.
+//!
+//! A [`Snapshot`] holds the objects of every [`Kind`] a check can need, indexed
+//! by kind, then namespace (cluster-scoped objects under `""`). The operator
+//! fills it from its watch caches; `check --manifests` and the tests fill it from
+//! YAML with [`Snapshot::insert_manifest`]. Objects are shared (`Arc`) so the
+//! caches and the snapshot do not copy them.
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::storage::v1::StorageClass;
+use serde::de::DeserializeOwned;
+
+use crate::resources::gateway::{Gateway, HTTPRoute};
+use crate::resources::velero::{Backup, BackupStorageLocation, Restore, Schedule};
+use crate::resources::volume_snapshot::VolumeSnapshot;
+
+/// Every kind of object a check can read. The operator watches exactly the kinds
+/// the active Controls need (see [`crate::checks::kinds_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `v1` Namespace.
+    Namespace,
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `gateway.networking.k8s.io/v1` Gateway (optional CRD).
+    Gateway,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute (optional CRD).
+    HttpRoute,
+    /// `v1` PersistentVolumeClaim.
+    PersistentVolumeClaim,
+    /// `storage.k8s.io/v1` StorageClass.
+    StorageClass,
+    /// `v1` Pod (only `kube-system` is needed: kube-apiserver mirror pods).
+    Pod,
+    /// `rbac.authorization.k8s.io/v1` ClusterRole.
+    ClusterRole,
+    /// `rbac.authorization.k8s.io/v1` ClusterRoleBinding.
+    ClusterRoleBinding,
+    /// `rbac.authorization.k8s.io/v1` Role.
+    Role,
+    /// `rbac.authorization.k8s.io/v1` RoleBinding.
+    RoleBinding,
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `apps/v1` StatefulSet.
+    StatefulSet,
+    /// `policy/v1` PodDisruptionBudget.
+    PodDisruptionBudget,
+    /// `velero.io/v1` Schedule (optional CRD).
+    VeleroSchedule,
+    /// `velero.io/v1` Backup (optional CRD).
+    VeleroBackup,
+    /// `velero.io/v1` Restore (optional CRD).
+    VeleroRestore,
+    /// `velero.io/v1` BackupStorageLocation (optional CRD).
+    VeleroBackupStorageLocation,
+    /// `snapshot.storage.k8s.io/v1` VolumeSnapshot (optional CRD).
+    VolumeSnapshot,
+}
+
+impl Kind {
+    /// All kinds, in declaration order.
+    pub const ALL: [Kind; 20] = [
+        Kind::Namespace,
+        Kind::NetworkPolicy,
+        Kind::Ingress,
+        Kind::Gateway,
+        Kind::HttpRoute,
+        Kind::PersistentVolumeClaim,
+        Kind::StorageClass,
+        Kind::Pod,
+        Kind::ClusterRole,
+        Kind::ClusterRoleBinding,
+        Kind::Role,
+        Kind::RoleBinding,
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::PodDisruptionBudget,
+        Kind::VeleroSchedule,
+        Kind::VeleroBackup,
+        Kind::VeleroRestore,
+        Kind::VeleroBackupStorageLocation,
+        Kind::VolumeSnapshot,
+    ];
+
+    /// `(apiVersion, kind)` as in a manifest.
+    pub fn type_meta(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Namespace => ("v1", "Namespace"),
+            Kind::NetworkPolicy => ("networking.k8s.io/v1", "NetworkPolicy"),
+            Kind::Ingress => ("networking.k8s.io/v1", "Ingress"),
+            Kind::Gateway => ("gateway.networking.k8s.io/v1", "Gateway"),
+            Kind::HttpRoute => ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+            Kind::PersistentVolumeClaim => ("v1", "PersistentVolumeClaim"),
+            Kind::StorageClass => ("storage.k8s.io/v1", "StorageClass"),
+            Kind::Pod => ("v1", "Pod"),
+            Kind::ClusterRole => ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+            Kind::ClusterRoleBinding => ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+            Kind::Role => ("rbac.authorization.k8s.io/v1", "Role"),
+            Kind::RoleBinding => ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+            Kind::Deployment => ("apps/v1", "Deployment"),
+            Kind::StatefulSet => ("apps/v1", "StatefulSet"),
+            Kind::PodDisruptionBudget => ("policy/v1", "PodDisruptionBudget"),
+            Kind::VeleroSchedule => ("velero.io/v1", "Schedule"),
+            Kind::VeleroBackup => ("velero.io/v1", "Backup"),
+            Kind::VeleroRestore => ("velero.io/v1", "Restore"),
+            Kind::VeleroBackupStorageLocation => ("velero.io/v1", "BackupStorageLocation"),
+            Kind::VolumeSnapshot => ("snapshot.storage.k8s.io/v1", "VolumeSnapshot"),
+        }
+    }
+
+    /// The kind from a manifest's `apiVersion` and `kind`, if a check reads it.
+    pub fn from_type_meta(api_version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.type_meta() == (api_version, kind))
+    }
+
+    /// The name of the CustomResourceDefinition that provides this kind, for
+    /// kinds that are not built into Kubernetes; `None` for built-in kinds.
+    pub fn crd_name(self) -> Option<&'static str> {
+        match self {
+            Kind::Gateway => Some("gateways.gateway.networking.k8s.io"),
+            Kind::HttpRoute => Some("httproutes.gateway.networking.k8s.io"),
+            Kind::VeleroSchedule => Some("schedules.velero.io"),
+            Kind::VeleroBackup => Some("backups.velero.io"),
+            Kind::VeleroRestore => Some("restores.velero.io"),
+            Kind::VeleroBackupStorageLocation => Some("backupstoragelocations.velero.io"),
+            Kind::VolumeSnapshot => Some("volumesnapshots.snapshot.storage.k8s.io"),
+            _ => None,
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            Kind::Namespace | Kind::StorageClass | Kind::ClusterRole | Kind::ClusterRoleBinding
+        )
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (api_version, kind) = self.type_meta();
+        write!(f, "{kind}.{api_version}")
+    }
+}
+
+/// Objects of one kind, indexed by namespace (`""` for cluster-scoped objects),
+/// each namespace's objects in insertion order.
+#[derive(Debug, Clone)]
+pub struct Objects<K> {
+    by_namespace: BTreeMap<String, Vec<Arc<K>>>,
+    len: usize,
+}
+
+impl<K> Default for Objects<K> {
+    fn default() -> Self {
+        Objects {
+            by_namespace: BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: kube::Resource> Objects<K> {
+    /// Adds an object under its namespace (`""` when it has none).
+    pub fn insert(&mut self, obj: Arc<K>) {
+        let ns = obj.meta().namespace.clone().unwrap_or_default();
+        self.by_namespace.entry(ns).or_default().push(obj);
+        self.len += 1;
+    }
+
+    /// The objects in `namespace` (use `""` for cluster-scoped kinds).
+    pub fn in_namespace(&self, namespace: &str) -> &[Arc<K>] {
+        self.by_namespace
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Every object, by namespace then insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<K>> {
+        self.by_namespace.values().flatten()
+    }
+
+    /// The namespaces that hold at least one object.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.by_namespace.keys().map(String::as_str)
+    }
+
+    /// The object named `name` in `namespace`, if any.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<K>> {
+        self.in_namespace(namespace)
+            .iter()
+            .find(|o| o.meta().name.as_deref() == Some(name))
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no objects.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One sample of the API server metric
+/// `apiserver_storage_transformation_operations_total`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageTransformation {
+    /// `to_storage` (encrypting writes) or `from_storage` (decrypting reads).
+    pub transformation_type: String,
+    /// The envelope prefix, e.g. `k8s:enc:aescbc:v1:key1:`; empty means identity.
+    pub transformer_prefix: String,
+    /// The `status` label (`OK` on success).
+    pub status: String,
+    /// Counter value.
+    pub count: f64,
+}
+
+/// Errors building a snapshot from manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The document is not an object with `apiVersion` and `kind`.
+    #[error("not a Kubernetes object: {0}")]
+    NotAnObject(String),
+    /// The object has a kind the checks read but does not deserialize as one.
+    #[error("{kind} {name}: {source}")]
+    Invalid {
+        /// `Kind.apiVersion`.
+        kind: String,
+        /// `namespace/name` or `name`.
+        name: String,
+        /// The deserialization error, naming the field.
+        source: serde_json::Error,
+    },
+    /// The Prometheus text could not be parsed.
+    #[error("cannot parse API server metrics: {0}")]
+    Metrics(String),
+}
+
+/// Everything the engine may read. Build with [`Default`] plus `insert_*`, or
+/// [`Snapshot::insert_manifest`].
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Namespaces (cluster-scoped).
+    pub namespaces: Objects<Namespace>,
+    /// NetworkPolicies.
+    pub network_policies: Objects<NetworkPolicy>,
+    /// Ingresses.
+    pub ingresses: Objects<Ingress>,
+    /// Gateway API Gateways.
+    pub gateways: Objects<Gateway>,
+    /// Gateway API HTTPRoutes.
+    pub http_routes: Objects<HTTPRoute>,
+    /// PersistentVolumeClaims.
+    pub persistent_volume_claims: Objects<PersistentVolumeClaim>,
+    /// StorageClasses (cluster-scoped).
+    pub storage_classes: Objects<StorageClass>,
+    /// Pods (the operator caches only `kube-system`).
+    pub pods: Objects<Pod>,
+    /// ClusterRoles (cluster-scoped).
+    pub cluster_roles: Objects<ClusterRole>,
+    /// ClusterRoleBindings (cluster-scoped).
+    pub cluster_role_bindings: Objects<ClusterRoleBinding>,
+    /// Roles.
+    pub roles: Objects<Role>,
+    /// RoleBindings.
+    pub role_bindings: Objects<RoleBinding>,
+    /// Deployments.
+    pub deployments: Objects<Deployment>,
+    /// StatefulSets.
+    pub stateful_sets: Objects<StatefulSet>,
+    /// PodDisruptionBudgets.
+    pub pod_disruption_budgets: Objects<PodDisruptionBudget>,
+    /// Velero Schedules.
+    pub velero_schedules: Objects<Schedule>,
+    /// Velero Backups.
+    pub velero_backups: Objects<Backup>,
+    /// Velero Restores.
+    pub velero_restores: Objects<Restore>,
+    /// Velero BackupStorageLocations.
+    pub velero_backup_storage_locations: Objects<BackupStorageLocation>,
+    /// CSI VolumeSnapshots.
+    pub volume_snapshots: Objects<VolumeSnapshot>,
+    /// Optional kinds whose CRD is installed (see [`Kind::crd_name`]).
+    installed: BTreeSet<Kind>,
+    /// Samples of `apiserver_storage_transformation_operations_total`; `None`
+    /// when the API server's `/metrics` was not read.
+    pub storage_transformations: Option<Vec<StorageTransformation>>,
+}
+
+impl Snapshot {
+    /// Records that the CRD providing `kind` is installed. Built-in kinds are
+    /// always installed.
+    pub fn mark_installed(&mut self, kind: Kind) {
+        self.installed.insert(kind);
+    }
+
+    /// Whether objects of `kind` can exist: built-in, or its CRD is installed.
+    pub fn is_installed(&self, kind: Kind) -> bool {
+        kind.crd_name().is_none() || self.installed.contains(&kind)
+    }
+
+    /// Adds one object from a manifest (JSON value of one YAML document).
+    /// Namespaced objects without `metadata.namespace` go to `default_namespace`.
+    /// A CustomResourceDefinition that provides an optional kind marks it
+    /// installed. Returns the kind, or `None` for kinds no check reads.
+    ///
+    /// # Errors
+    /// [`SnapshotError::NotAnObject`] without `apiVersion`/`kind`;
+    /// [`SnapshotError::Invalid`] when a known kind does not deserialize.
+    pub fn insert_manifest(
+        &mut self,
+        mut value: serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<Option<Kind>, SnapshotError> {
+        let (api_version, kind_name) = match (
+            value.get("apiVersion").and_then(|v| v.as_str()),
+            value.get("kind").and_then(|v| v.as_str()),
+        ) {
+            (Some(a), Some(k)) => (a.to_owned(), k.to_owned()),
+            _ => {
+                return Err(SnapshotError::NotAnObject(
+                    "missing apiVersion or kind".into(),
+                ));
+            }
+        };
+        if kind_name == "CustomResourceDefinition" {
+            if let Some(name) = value.pointer("/metadata/name").and_then(|v| v.as_str()) {
+                for k in Kind::ALL {
+                    if k.crd_name() == Some(name) {
+                        self.installed.insert(k);
+                    }
+                }
+            }
+            return Ok(None);
+        }
+        let Some(kind) = Kind::from_type_meta(&api_version, &kind_name) else {
+            return Ok(None);
+        };
+        if kind.crd_name().is_some() {
+            // The typed custom resources require `spec`; an object without one
+            // is read as having an empty spec rather than rejected.
+            if let Some(o) = value.as_object_mut() {
+                o.entry("spec").or_insert_with(|| serde_json::json!({}));
+            }
+        }
+        if kind.namespaced() {
+            let meta = value
+                .as_object_mut()
+                .and_then(|o| {
+                    o.entry("metadata")
+                        .or_insert_with(|| serde_json::json!({}))
+                        .as_object_mut()
+                })
+                .ok_or_else(|| SnapshotError::NotAnObject("metadata is not an object".into()))?;
+            if !meta.contains_key("namespace") {
+                meta.insert("namespace".into(), default_namespace.into());
+            }
+        }
+        let name = {
+            let m = &value["metadata"];
+            match (m["namespace"].as_str(), m["name"].as_str()) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                (None, Some(n)) => n.to_owned(),
+                _ => "<unnamed>".to_owned(),
+            }
+        };
+        fn de<K: DeserializeOwned>(
+            v: serde_json::Value,
+            kind: Kind,
+            name: &str,
+        ) -> Result<Arc<K>, SnapshotError> {
+            serde_json::from_value(v)
+                .map(Arc::new)
+                .map_err(|source| SnapshotError::Invalid {
+                    kind: kind.to_string(),
+                    name: name.to_owned(),
+                    source,
+                })
+        }
+        match kind {
+            Kind::Namespace => self.namespaces.insert(de(value, kind, &name)?),
+            Kind::NetworkPolicy => self.network_policies.insert(de(value, kind, &name)?),
+            Kind::Ingress => self.ingresses.insert(de(value, kind, &name)?),
+            Kind::Gateway => self.gateways.insert(de(value, kind, &name)?),
+            Kind::HttpRoute => self.http_routes.insert(de(value, kind, &name)?),
+            Kind::PersistentVolumeClaim => {
+                self.persistent_volume_claims
+                    .insert(de(value, kind, &name)?)
+            }
+            Kind::StorageClass => self.storage_classes.insert(de(value, kind, &name)?),
+            Kind::Pod => self.pods.insert(de(value, kind, &name)?),
+            Kind::ClusterRole => self.cluster_roles.insert(de(value, kind, &name)?),
+            Kind::ClusterRoleBinding => self.cluster_role_bindings.insert(de(value, kind, &name)?),
+            Kind::Role => self.roles.insert(de(value, kind, &name)?),
+            Kind::RoleBinding => self.role_bindings.insert(de(value, kind, &name)?),
+            Kind::Deployment => self.deployments.insert(de(value, kind, &name)?),
+            Kind::StatefulSet => self.stateful_sets.insert(de(value, kind, &name)?),
+            Kind::PodDisruptionBudget => self.pod_disruption_budgets.insert(de(value, kind, &name)?),
+            Kind::VeleroSchedule => self.velero_schedules.insert(de(value, kind, &name)?),
+            Kind::VeleroBackup => self.velero_backups.insert(de(value, kind, &name)?),
+            Kind::VeleroRestore => self.velero_restores.insert(de(value, kind, &name)?),
+            Kind::VeleroBackupStorageLocation => self
+                .velero_backup_storage_locations
+                .insert(de(value, kind, &name)?),
+            Kind::VolumeSnapshot => self.volume_snapshots.insert(de(value, kind, &name)?),
+        }
+        if kind.crd_name().is_some() {
+            // An object of the kind proves its CRD exists.
+            self.installed.insert(kind);
+        }
+        Ok(Some(kind))
+    }
+
+    /// Adds every document of a multi-document YAML string (see
+    /// [`Snapshot::insert_manifest`]); empty documents are skipped. Returns how
+    /// many objects of known kinds were added.
+    ///
+    /// # Errors
+    /// The first document that is not valid YAML or not a valid object.
+    pub fn insert_yaml(&mut self, yaml: &str, default_namespace: &str) -> Result<usize, SnapshotError> {
+        use serde::Deserialize;
+        let mut n = 0;
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let value = serde_json::Value::deserialize(doc)
+                .map_err(|e| SnapshotError::NotAnObject(e.to_string()))?;
+            if value.is_null() {
+                continue;
+            }
+            n += self.insert_document(value, default_namespace)?;
+        }
+        Ok(n)
+    }
+
+    /// Adds one document: an object, or a `List` / `…List` kind whose `items`
+    /// are added one by one. Returns how many objects of known kinds were added.
+    ///
+    /// # Errors
+    /// As [`Snapshot::insert_manifest`], for the first failing item.
+    pub fn insert_document(
+        &mut self,
+        value: serde_json::Value,
+        default_namespace: &str,
+    ) -> Result<usize, SnapshotError> {
+        let is_list = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k.ends_with("List"))
+            && value.get("items").is_some_and(|i| i.is_array());
+        if is_list {
+            let mut n = 0;
+            if let Some(serde_json::Value::Array(items)) = value.get("items").cloned() {
+                for item in items {
+                    n += self.insert_document(item, default_namespace)?;
+                }
+            }
+            return Ok(n);
+        }
+        Ok(usize::from(self.insert_manifest(value, default_namespace)?.is_some()))
+    }
+
+    /// Adds a Namespace object for every namespace that holds objects but has
+    /// none of its own (offline manifests rarely include their Namespace).
+    pub fn add_implicit_namespaces(&mut self) {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        macro_rules! collect {
+            ($($field:ident),*) => { $( seen.extend(self.$field.namespaces().filter(|n| !n.is_empty()).map(str::to_owned)); )* };
+        }
+        collect!(
+            network_policies,
+            ingresses,
+            gateways,
+            http_routes,
+            persistent_volume_claims,
+            pods,
+            roles,
+            role_bindings,
+            deployments,
+            stateful_sets,
+            pod_disruption_budgets
+        );
+        for ns in seen {
+            if self.namespaces.get("", &ns).is_none() {
+                let obj: Namespace = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}
+                }))
+                .expect("static Namespace");
+                self.namespaces.insert(Arc::new(obj));
+            }
+        }
+    }
+
+    /// Number of objects of all kinds.
+    pub fn len(&self) -> usize {
+        self.namespaces.len()
+            + self.network_policies.len()
+            + self.ingresses.len()
+            + self.gateways.len()
+            + self.http_routes.len()
+            + self.persistent_volume_claims.len()
+            + self.storage_classes.len()
+            + self.pods.len()
+            + self.cluster_roles.len()
+            + self.cluster_role_bindings.len()
+            + self.roles.len()
+            + self.role_bindings.len()
+            + self.deployments.len()
+            + self.stateful_sets.len()
+            + self.pod_disruption_budgets.len()
+            + self.velero_schedules.len()
+            + self.velero_backups.len()
+            + self.velero_restores.len()
+            + self.velero_backup_storage_locations.len()
+            + self.volume_snapshots.len()
+    }
+
+    /// True when the snapshot holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parses the API server's `/metrics` text (Prometheus exposition format) and
+    /// keeps the `apiserver_storage_transformation_operations_total` samples.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Metrics`] when the text cannot be parsed.
+    pub fn set_apiserver_metrics(&mut self, text: &str) -> Result<(), SnapshotError> {
+        self.storage_transformations = Some(parse_storage_transformations(text)?);
+        Ok(())
+    }
+}
+
+/// Extracts `apiserver_storage_transformation_operations_total` samples from
+/// Prometheus text exposition format.
+///
+/// # Errors
+/// [`SnapshotError::Metrics`] when the text cannot be parsed.
+pub fn parse_storage_transformations(text: &str) -> Result<Vec<StorageTransformation>, SnapshotError> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| SnapshotError::Metrics(e.to_string()))?;
+    Ok(scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric == "apiserver_storage_transformation_operations_total")
+        .map(|s| {
+            let count = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            };
+            let label = |k: &str| s.labels.get(k).unwrap_or_default().to_owned();
+            StorageTransformation {
+                transformation_type: label("transformation_type"),
+                transformer_prefix: label("transformer_prefix"),
+                status: label("status"),
+                count,
+            }
+        })
+        .collect())
+}
+
+/// The name of an object, or `""` (objects from the API always have one).
+pub fn name_of<K: kube::Resource>(obj: &K) -> &str {
+    obj.meta().name.as_deref().unwrap_or("")
+}
+
+/// The namespace of an object, or `""`.
+pub fn namespace_of<K: kube::Resource>(obj: &K) -> &str {
+    obj.meta().namespace.as_deref().unwrap_or("")
+}
+
+/// The labels of an object (empty when it has none).
+pub fn labels_of<K: kube::Resource>(obj: &K) -> &BTreeMap<String, String> {
+    static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+    obj.meta().labels.as_ref().unwrap_or(&EMPTY)
+}

@@ -1,0 +1,205 @@
+use soc2_operator::engine::Verdict;
+use soc2_operator::snapshot::Snapshot;
+
+use crate::util::*;
+
+const CLUSTER_ADMIN: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: cluster-admin\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n- nonResourceURLs: [\"*\"]\n  verbs: [\"*\"]\n";
+
+fn crb(name: &str, role: &str, subjects: &str) -> String {
+    format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {name}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects: {subjects}\n")
+}
+
+fn rb(ns: &str, name: &str, kind: &str, role: &str, subjects: &str) -> String {
+    format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {name}, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {role}}}\nsubjects: {subjects}\n")
+}
+
+#[test]
+fn admin_binding_table() {
+    let cases: Vec<(&str, Vec<String>, &str, Vec<(&str, &str, &str)>)> = vec![
+        (
+            "cluster-admin to a user",
+            vec![crb("alice-admin", "cluster-admin", "[{kind: User, name: alice, apiGroup: rbac.authorization.k8s.io}]")],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "alice-admin")],
+        ),
+        (
+            "cluster-admin to system:masters is allowed",
+            vec![crb("cluster-admin", "cluster-admin", "[{kind: Group, name: \"system:masters\"}]")],
+            "rbac: {}",
+            vec![],
+        ),
+        (
+            "a kube-system ServiceAccount is a system component",
+            vec![crb("ccm", "cluster-admin", "[{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]")],
+            "rbac: {}",
+            vec![],
+        ),
+        (
+            "system components are not allowed when allowSystemSubjects is false",
+            vec![crb("ccm", "cluster-admin", "[{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]")],
+            "rbac: {allowSystemSubjects: false}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "ccm")],
+        ),
+        (
+            "system:anonymous is never allowed",
+            vec![crb("oops", "cluster-admin", "[{kind: User, name: \"system:anonymous\"}]")],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "oops")],
+        ),
+        (
+            "ServiceAccount outside kube-system",
+            vec![crb("ci", "cluster-admin", "[{kind: ServiceAccount, name: deployer, namespace: ci}]")],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "ci")],
+        ),
+        (
+            "ServiceAccount on the allow-list with namespace",
+            vec![crb("ci", "cluster-admin", "[{kind: ServiceAccount, name: deployer, namespace: ci}]")],
+            "rbac:\n  allowedSubjects:\n  - {kind: ServiceAccount, name: deployer, namespace: ci}",
+            vec![],
+        ),
+        (
+            "allow-list namespace must match",
+            vec![crb("ci", "cluster-admin", "[{kind: ServiceAccount, name: deployer, namespace: other}]")],
+            "rbac:\n  allowedSubjects:\n  - {kind: ServiceAccount, name: deployer, namespace: ci}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "ci")],
+        ),
+        (
+            "allow-list prefix match",
+            vec![crb("ops", "cluster-admin", "[{kind: Group, name: ops-oncall}]")],
+            "rbac:\n  allowedSubjects:\n  - {kind: Group, name: \"ops-*\"}",
+            vec![],
+        ),
+        (
+            "RoleBinding to the cluster-admin ClusterRole in a namespace",
+            vec![rb("team", "team-admin", "ClusterRole", "cluster-admin", "[{kind: User, name: bob}]")],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "RoleBinding", "team/team-admin")],
+        ),
+        (
+            "RoleBinding to a Role with * on *",
+            vec![
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: god, namespace: team}\nrules:\n- apiGroups: [\"\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n".into(),
+                rb("team", "god-binding", "Role", "god", "[{kind: User, name: bob}]"),
+            ],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "RoleBinding", "team/god-binding")],
+        ),
+        (
+            "* on * in one non-core group is not admin",
+            vec![
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: metrics-all}\nrules:\n- apiGroups: [metrics.k8s.io]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n".into(),
+                crb("m", "metrics-all", "[{kind: User, name: bob}]"),
+            ],
+            "rbac: {}",
+            vec![],
+        ),
+        (
+            "a binding to a role that does not exist grants nothing",
+            vec![crb("dangling", "gone", "[{kind: User, name: bob}]")],
+            "rbac: {}",
+            vec![],
+        ),
+    ];
+    for (name, docs, check, expected) in cases {
+        let mut all = vec![CLUSTER_ADMIN.to_owned(), ns("team"), ns("ci")];
+        all.extend(docs);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let e = eval(&control(check), &snapshot(&refs));
+        assert_eq!(sorted(&e), expect(&expected), "case: {name}");
+    }
+}
+
+#[test]
+fn aggregated_cluster_role_is_judged_by_its_aggregated_rules() {
+    let docs = [
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: platform-admin}\naggregationRule:\n  clusterRoleSelectors:\n  - matchLabels: {example.com/aggregate-to-platform-admin: \"true\"}\nrules: []\n",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: everything\n  labels: {example.com/aggregate-to-platform-admin: \"true\"}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n",
+        &crb("platform", "platform-admin", "[{kind: Group, name: platform-team}]"),
+    ];
+    let e = eval(&control("rbac: {}"), &snapshot(&docs));
+    assert_eq!(sorted(&e), expect(&[("AdminBoundToSubject", "ClusterRoleBinding", "platform")]));
+    // Without the labelled role the aggregate is empty: nothing to report.
+    let e = eval(&control("rbac: {}"), &snapshot(&[docs[0], docs[2]]));
+    assert_eq!(e.verdict, Verdict::Compliant);
+}
+
+#[test]
+fn optional_checks_each_add_their_finding() {
+    let docs = [
+        CLUSTER_ADMIN,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: secret-reader}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get, list]\n",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: impersonator}\nrules:\n- apiGroups: [\"\"]\n  resources: [users, groups]\n  verbs: [impersonate]\n",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: crd-wild}\nrules:\n- apiGroups: [example.com]\n  resources: [widgets]\n  verbs: [\"*\"]\n",
+        &crb("readers", "secret-reader", "[{kind: Group, name: auditors}]"),
+        &crb("imp", "impersonator", "[{kind: User, name: carol}]"),
+        &crb("public", "secret-reader", "[{kind: Group, name: \"system:unauthenticated\"}]"),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: system:public-info-viewer\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"system:public-info-viewer\"}\nsubjects: [{kind: Group, name: \"system:unauthenticated\"}]\n",
+    ];
+    let s = snapshot(&docs);
+    // Off by default.
+    assert_eq!(eval(&control("rbac: {}"), &s).verdict, Verdict::Compliant);
+    let cases = [
+        ("rbac: {secretsReadClusterWide: true}", vec![
+            ("SecretsReadClusterWide", "ClusterRoleBinding", "public"),
+            ("SecretsReadClusterWide", "ClusterRoleBinding", "readers"),
+        ]),
+        // The bootstrap binding system:public-info-viewer is exempt.
+        ("rbac: {anonymousBindings: true}", vec![("AnonymousBinding", "ClusterRoleBinding", "public")]),
+        ("rbac: {escalationVerbs: true}", vec![("EscalationVerbs", "ClusterRoleBinding", "imp")]),
+        // cluster-admin is bootstrap policy and exempt; crd-wild is not.
+        ("rbac: {wildcardRules: true}", vec![("WildcardRule", "ClusterRole", "crd-wild")]),
+    ];
+    for (check, expected) in cases {
+        assert_eq!(sorted(&eval(&control(check), &s)), expect(&expected), "check: {check}");
+    }
+}
+
+fn kube_prometheus_rbac() -> Snapshot {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/kube-prometheus");
+    let mut s = Snapshot::default();
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for p in files {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains("clusterRole") || name.contains("roleBinding") || name.contains("role") {
+            s.insert_yaml(&std::fs::read_to_string(&p).unwrap(), "monitoring").unwrap();
+        }
+    }
+    for n in ["default", "kube-system", "monitoring"] {
+        s.insert_yaml(&ns(n), "default").unwrap();
+    }
+    s
+}
+
+/// Expectations for kube-prometheus' RBAC, written before running:
+/// - Admin: no ClusterRole grants `*` verbs on `*` resources in `*` or the core
+///   group (resource-metrics-server-resources does so only in metrics.k8s.io, and
+///   nothing binds it): compliant.
+/// - secretsReadClusterWide: kube-state-metrics (list/watch secrets) and
+///   prometheus-operator (`*` on configmaps and secrets) are bound cluster-wide
+///   to their ServiceAccounts in `monitoring`: two findings.
+/// - wildcardRules: prometheus-operator (`*` verbs) and
+///   resource-metrics-server-resources (`*` on `*`) are not system roles.
+/// - escalationVerbs: no kube-prometheus role grants bind, escalate or impersonate.
+#[test]
+fn kube_prometheus_rbac_findings() {
+    let s = kube_prometheus_rbac();
+    assert!(s.cluster_roles.len() >= 6 && s.role_bindings.len() >= 3, "fixtures loaded, incl. RoleBindingList items");
+    assert_eq!(found(&eval(&control("rbac: {}"), &s)), vec![]);
+    assert_eq!(
+        sorted(&eval(&control("rbac: {secretsReadClusterWide: true}"), &s)),
+        expect(&[
+            ("SecretsReadClusterWide", "ClusterRoleBinding", "kube-state-metrics"),
+            ("SecretsReadClusterWide", "ClusterRoleBinding", "prometheus-operator"),
+        ])
+    );
+    assert_eq!(
+        sorted(&eval(&control("rbac: {wildcardRules: true}"), &s)),
+        expect(&[
+            ("WildcardRule", "ClusterRole", "prometheus-operator"),
+            ("WildcardRule", "ClusterRole", "resource-metrics-server-resources"),
+        ])
+    );
+    assert_eq!(found(&eval(&control("rbac: {escalationVerbs: true}"), &s)), vec![]);
+}
