@@ -8,13 +8,13 @@ all: test
 
 ## control-plane: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from source (cached)
 control-plane:
-	$(CP)/build.sh >/dev/null
+	@$(CP)/build.sh >/dev/null
 
 ## cluster-up / cluster-down: a local control plane for manual use (prints `export KUBECONFIG=...`)
 cluster-up: control-plane
-	$(CP)/cluster.sh up
+	@$(CP)/cluster.sh up
 cluster-down:
-	$(CP)/cluster.sh down
+	@$(CP)/cluster.sh down
 
 ## test: build what is missing, then every test against a real control plane
 test: control-plane
@@ -31,3 +31,7 @@ fmt:
 ## crds: regenerate the committed CRD YAML from the Rust types
 crds:
 	$(CARGO) run --quiet -- crd > crds/controls.soc2-operator.dev.yaml
+
+## bench: criterion benchmarks (figures go in the closing notes, never into assertions)
+bench:
+	$(CARGO) bench --bench engine

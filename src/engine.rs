@@ -226,16 +226,14 @@ fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
         (
             Verdict::Compliant,
             "Compliant".to_owned(),
-            format!("{} resources checked, no violations", outcome.resources_checked),
+            format!(
+                "{} resources checked, no violations",
+                outcome.resources_checked
+            ),
         )
     } else {
         let n = outcome.violations.len();
-        let first: Vec<String> = outcome
-            .violations
-            .iter()
-            .take(3)
-            .map(describe)
-            .collect();
+        let first: Vec<String> = outcome.violations.iter().take(3).map(describe).collect();
         let more = if n > 3 {
             format!(" and {} more", n - 3)
         } else {
@@ -290,7 +288,11 @@ pub fn scope_namespaces(
         .as_ref()
         .map(explicitly_named)
         .unwrap_or_default();
-    let excluded: BTreeSet<&str> = scope.excluded_namespaces.iter().map(String::as_str).collect();
+    let excluded: BTreeSet<&str> = scope
+        .excluded_namespaces
+        .iter()
+        .map(String::as_str)
+        .collect();
     let mut out = BTreeSet::new();
     for ns in snapshot.namespaces.iter() {
         let name = name_of(ns.as_ref());
@@ -302,11 +304,20 @@ pub fn scope_namespaces(
         }
         // The API server always sets kubernetes.io/metadata.name; offline
         // manifests may not, so match as if it were set.
-        let mut labels = labels_of(ns.as_ref()).clone();
-        labels
-            .entry(NAMESPACE_NAME_LABEL.to_owned())
-            .or_insert_with(|| name.to_owned());
-        if selector.as_ref().is_none_or(|s| s.matches(&labels)) {
+        let selected = match &selector {
+            None => true,
+            Some(s) => {
+                let labels = labels_of(ns.as_ref());
+                if labels.contains_key(NAMESPACE_NAME_LABEL) {
+                    s.matches(labels)
+                } else {
+                    let mut with_name = labels.clone();
+                    with_name.insert(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned());
+                    s.matches(&with_name)
+                }
+            }
+        };
+        if selected {
             out.insert(name.to_owned());
         }
     }
@@ -329,7 +340,10 @@ pub fn parse_selector(field: &str, selector: &LabelSelector) -> Result<Selector,
             if let Some(why) = bad {
                 return Err(InvalidSpec::new(
                     format!("{field}.matchExpressions[{i}]"),
-                    format!("operator {:?} {why}; this selector can never match", e.operator),
+                    format!(
+                        "operator {:?} {why}; this selector can never match",
+                        e.operator
+                    ),
                 ));
             }
         }

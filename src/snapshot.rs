@@ -156,7 +156,8 @@ impl std::fmt::Display for Kind {
 }
 
 /// Objects of one kind, indexed by namespace (`""` for cluster-scoped objects),
-/// each namespace's objects in insertion order.
+/// each namespace's objects sorted by name (so lookups by name are binary
+/// searches and iteration order is deterministic).
 #[derive(Debug, Clone)]
 pub struct Objects<K> {
     by_namespace: BTreeMap<String, Vec<Arc<K>>>,
@@ -173,14 +174,37 @@ impl<K> Default for Objects<K> {
 }
 
 impl<K: kube::Resource> Objects<K> {
-    /// Adds an object under its namespace (`""` when it has none).
+    /// Adds an object under its namespace (`""` when it has none), replacing an
+    /// object of the same namespace and name.
     pub fn insert(&mut self, obj: Arc<K>) {
         let ns = obj.meta().namespace.clone().unwrap_or_default();
-        self.by_namespace.entry(ns).or_default().push(obj);
-        self.len += 1;
+        let list = self.by_namespace.entry(ns).or_default();
+        match list.binary_search_by(|o| name_of(o.as_ref()).cmp(name_of(obj.as_ref()))) {
+            Ok(i) => list[i] = obj,
+            Err(i) => {
+                list.insert(i, obj);
+                self.len += 1;
+            }
+        }
     }
 
-    /// The objects in `namespace` (use `""` for cluster-scoped kinds).
+    /// Removes the object `namespace`/`name`; returns whether it was there.
+    pub fn remove(&mut self, namespace: &str, name: &str) -> bool {
+        let Some(list) = self.by_namespace.get_mut(namespace) else {
+            return false;
+        };
+        let Ok(i) = list.binary_search_by(|o| name_of(o.as_ref()).cmp(name)) else {
+            return false;
+        };
+        list.remove(i);
+        self.len -= 1;
+        if list.is_empty() {
+            self.by_namespace.remove(namespace);
+        }
+        true
+    }
+
+    /// The objects in `namespace` (use `""` for cluster-scoped kinds), by name.
     pub fn in_namespace(&self, namespace: &str) -> &[Arc<K>] {
         self.by_namespace
             .get(namespace)
@@ -188,7 +212,7 @@ impl<K: kube::Resource> Objects<K> {
             .unwrap_or(&[])
     }
 
-    /// Every object, by namespace then insertion order.
+    /// Every object, by namespace then name.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<K>> {
         self.by_namespace.values().flatten()
     }
@@ -198,11 +222,12 @@ impl<K: kube::Resource> Objects<K> {
         self.by_namespace.keys().map(String::as_str)
     }
 
-    /// The object named `name` in `namespace`, if any.
+    /// The object named `name` in `namespace`, if any (binary search).
     pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<K>> {
-        self.in_namespace(namespace)
-            .iter()
-            .find(|o| o.meta().name.as_deref() == Some(name))
+        let list = self.in_namespace(namespace);
+        list.binary_search_by(|o| name_of(o.as_ref()).cmp(name))
+            .ok()
+            .map(|i| &list[i])
     }
 
     /// Number of objects.
@@ -398,10 +423,9 @@ impl Snapshot {
             Kind::Ingress => self.ingresses.insert(de(value, kind, &name)?),
             Kind::Gateway => self.gateways.insert(de(value, kind, &name)?),
             Kind::HttpRoute => self.http_routes.insert(de(value, kind, &name)?),
-            Kind::PersistentVolumeClaim => {
-                self.persistent_volume_claims
-                    .insert(de(value, kind, &name)?)
-            }
+            Kind::PersistentVolumeClaim => self
+                .persistent_volume_claims
+                .insert(de(value, kind, &name)?),
             Kind::StorageClass => self.storage_classes.insert(de(value, kind, &name)?),
             Kind::Pod => self.pods.insert(de(value, kind, &name)?),
             Kind::ClusterRole => self.cluster_roles.insert(de(value, kind, &name)?),
@@ -410,7 +434,9 @@ impl Snapshot {
             Kind::RoleBinding => self.role_bindings.insert(de(value, kind, &name)?),
             Kind::Deployment => self.deployments.insert(de(value, kind, &name)?),
             Kind::StatefulSet => self.stateful_sets.insert(de(value, kind, &name)?),
-            Kind::PodDisruptionBudget => self.pod_disruption_budgets.insert(de(value, kind, &name)?),
+            Kind::PodDisruptionBudget => {
+                self.pod_disruption_budgets.insert(de(value, kind, &name)?)
+            }
             Kind::VeleroSchedule => self.velero_schedules.insert(de(value, kind, &name)?),
             Kind::VeleroBackup => self.velero_backups.insert(de(value, kind, &name)?),
             Kind::VeleroRestore => self.velero_restores.insert(de(value, kind, &name)?),
@@ -432,7 +458,11 @@ impl Snapshot {
     ///
     /// # Errors
     /// The first document that is not valid YAML or not a valid object.
-    pub fn insert_yaml(&mut self, yaml: &str, default_namespace: &str) -> Result<usize, SnapshotError> {
+    pub fn insert_yaml(
+        &mut self,
+        yaml: &str,
+        default_namespace: &str,
+    ) -> Result<usize, SnapshotError> {
         use serde::Deserialize;
         let mut n = 0;
         for doc in serde_yaml::Deserializer::from_str(yaml) {
@@ -470,7 +500,9 @@ impl Snapshot {
             }
             return Ok(n);
         }
-        Ok(usize::from(self.insert_manifest(value, default_namespace)?.is_some()))
+        Ok(usize::from(
+            self.insert_manifest(value, default_namespace)?.is_some(),
+        ))
     }
 
     /// Adds a Namespace object for every namespace that holds objects but has
@@ -549,9 +581,12 @@ impl Snapshot {
 ///
 /// # Errors
 /// [`SnapshotError::Metrics`] when the text cannot be parsed.
-pub fn parse_storage_transformations(text: &str) -> Result<Vec<StorageTransformation>, SnapshotError> {
+pub fn parse_storage_transformations(
+    text: &str,
+) -> Result<Vec<StorageTransformation>, SnapshotError> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| SnapshotError::Metrics(e.to_string()))?;
+    let scrape = prometheus_parse::Scrape::parse(lines)
+        .map_err(|e| SnapshotError::Metrics(e.to_string()))?;
     Ok(scrape
         .samples
         .into_iter()

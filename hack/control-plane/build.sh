@@ -23,6 +23,16 @@ gov=$(go env GOVERSION 2>/dev/null || true)
 (( BASH_REMATCH[1] >= min_go_minor )) || cp_die "Go $gov is too old; kubernetes $K8S_VERSION needs Go >= 1.$min_go_minor"
 
 mkdir -p "$CP_BIN_DIR"
+# One build at a time per cache dir; a second caller waits, then finds the binaries.
+exec 8>"$CP_BIN_DIR/.build.lock"
+if ! flock -n 8; then
+  cp_log "another build is running in $CP_BIN_DIR; waiting for it"
+  flock 8
+fi
+missing=()
+for b in "${CP_BINARIES[@]}"; do [ -x "$CP_BIN_DIR/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -eq 0 ]; then echo "$CP_BIN_DIR"; exit 0; fi
+rm -rf "$CP_BIN_DIR"/.build.?????? # staging dirs of an interrupted build
 stage=$(mktemp -d "$CP_BIN_DIR/.build.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
@@ -32,7 +42,7 @@ common=(-trimpath)
 download() { # dir
   cp_log "downloading Go modules for $(basename "$1") (first run only; the module cache is reused)"
   if ! (cd "$1" && go mod download 2>"$stage/download.err"); then
-    cat "$stage/download.err" >&2
+    cat "$stage/download.err" >&2 || true
     cp_die "could not download Go modules for $1; is the Go module proxy ($(go env GOPROXY)) reachable?"
   fi
 }
@@ -63,8 +73,11 @@ if [ ${#k8s_pkgs[@]} -gt 0 ]; then
 fi
 if want etcd; then
   download "$CP_HERE/etcd"
-  build "$CP_HERE/etcd" "-s -w" go.etcd.io/etcd/server/v3
-  mv "$stage/v3" "$stage/etcd" 2>/dev/null || mv "$stage/server" "$stage/etcd"
+  t0=$SECONDS
+  cp_log "building etcd"
+  (cd "$CP_HERE/etcd" && go build "${common[@]}" -ldflags "-s -w" -o "$stage/etcd" go.etcd.io/etcd/server/v3) ||
+    cp_die "go build failed in $CP_HERE/etcd"
+  cp_log "built etcd in $((SECONDS - t0))s"
 fi
 if want helm; then
   download "$CP_HERE/helm"

@@ -29,6 +29,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 /// decides whether the cluster complies.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
+    doc = "A SOC 2 control as code: the Trust Services Criteria it implements and one check evaluated continuously against the cluster.",
     group = "soc2-operator.dev",
     version = "v1alpha1",
     kind = "Control",
@@ -51,8 +52,11 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 pub struct ControlSpec {
     /// SOC 2 Trust Services Criteria this control implements, by AICPA ID
     /// (for example `CC6.1`, `A1.2`). At least one, at most 20, no duplicates.
-    #[schemars(length(min = 1, max = 20), inner(regex(pattern = CRITERION_PATTERN)))]
-    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d == c))").message("criteria must not repeat an ID"))]
+    #[schemars(
+        length(min = 1, max = 20),
+        inner(regex(pattern = CRITERION_PATTERN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
     pub criteria: Vec<String>,
 
     /// The Trust Services Category the control belongs to.

@@ -47,11 +47,18 @@ fn check_workload(
     if replicas < spec.min_replicas {
         out.violations.push(make(
             "InsufficientReplicas",
-            format!("runs {replicas} replica(s), fewer than minReplicas {}", spec.min_replicas),
+            format!(
+                "runs {replicas} replica(s), fewer than minReplicas {}",
+                spec.min_replicas
+            ),
         ));
     }
     let empty = BTreeMap::new();
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref()).unwrap_or(&empty);
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&empty);
     if spec.require_pod_disruption_budget && !pdbs.iter().any(|(_, s)| s.matches(labels)) {
         out.violations.push(make(
             "MissingPodDisruptionBudget",
@@ -69,7 +76,10 @@ fn check_workload(
         if !missing.is_empty() {
             out.violations.push(make(
                 "MissingReadinessProbe",
-                format!("container(s) without a readinessProbe: {}", missing.join(", ")),
+                format!(
+                    "container(s) without a readinessProbe: {}",
+                    missing.join(", ")
+                ),
             ));
         }
     }

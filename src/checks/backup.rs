@@ -11,6 +11,8 @@
 //! `Schedule.status.lastBackup` is set when a backup is *created*, so it is
 //! never taken as evidence; `PartiallyFailed` and `Failed` are not success.
 //! Velero CRDs absent → NonCompliant, reason `BackupProviderNotInstalled`.
+use std::collections::HashSet;
+
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{BackupCheck, Evidence, Verification};
@@ -38,13 +40,48 @@ pub fn kinds(spec: &BackupCheck) -> Vec<Kind> {
     k
 }
 
-/// Whether a Schedule's template includes `namespace`.
+/// The namespaces a Schedule's template covers, indexed for lookups.
+pub struct Coverage<'a> {
+    all: bool,
+    included: HashSet<&'a str>,
+    excluded: HashSet<&'a str>,
+}
+
+impl<'a> Coverage<'a> {
+    /// Reads `spec.template.includedNamespaces` / `excludedNamespaces`.
+    pub fn of(schedule: &'a Schedule) -> Self {
+        let t = &schedule.spec.template;
+        let included: HashSet<&str> = t
+            .included_namespaces
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let excluded: HashSet<&str> = t
+            .excluded_namespaces
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        Coverage {
+            all: (included.is_empty() || included.contains("*")) && !excluded.contains("*"),
+            included,
+            excluded,
+        }
+    }
+
+    /// Whether `namespace` is backed up: included (listed, `*`, or nothing
+    /// listed) and not excluded.
+    pub fn includes(&self, namespace: &str) -> bool {
+        (self.all || self.included.contains(namespace))
+            && !self.excluded.contains(namespace)
+            && !self.excluded.contains("*")
+    }
+}
+
+/// Whether a Schedule's template includes `namespace` (see [`Coverage`]).
 pub fn includes(schedule: &Schedule, namespace: &str) -> bool {
-    let t = &schedule.spec.template;
-    let included = t.included_namespaces.as_deref().unwrap_or(&[]);
-    let excluded = t.excluded_namespaces.as_deref().unwrap_or(&[]);
-    let inc = included.is_empty() || included.iter().any(|n| n == "*" || n == namespace);
-    inc && !excluded.iter().any(|n| n == namespace || n == "*")
+    Coverage::of(schedule).includes(namespace)
 }
 
 /// Why a Schedule is not enabled, or `None` when it is.
@@ -140,7 +177,10 @@ fn schedule_verdict(
         Err(why) => {
             return Err((
                 "BackupNotFresh",
-                format!("newest Completed backup {} of schedule {sched_name} {why}", name_of(*newest_ok)),
+                format!(
+                    "newest Completed backup {} of schedule {sched_name} {why}",
+                    name_of(*newest_ok)
+                ),
             ));
         }
         Ok(a) if a > max_age => {
@@ -171,7 +211,9 @@ fn schedule_verdict(
     match bsl_phase {
         None => Err((
             "BackupLocationUnavailable",
-            format!("BackupStorageLocation {sched_ns}/{location} used by schedule {sched_name} does not exist"),
+            format!(
+                "BackupStorageLocation {sched_ns}/{location} used by schedule {sched_name} does not exist"
+            ),
         )),
         Some(p) if p.as_deref() != Some("Available") => Err((
             "BackupLocationUnavailable",
@@ -224,11 +266,24 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
     let schedules = &cx.snapshot.velero_schedules;
     out.resources_checked += schedules.len() as u64;
     // Verdict per schedule, computed once.
-    let verdicts: Vec<(&Schedule, Option<String>, Result<Evidence, (&str, String)>)> = schedules
+    type ScheduleVerdict<'s> = (
+        &'s Schedule,
+        Coverage<'s>,
+        Option<String>,
+        Result<Evidence, (&'static str, String)>,
+    );
+    let verdicts: Vec<ScheduleVerdict> = schedules
         .iter()
-        .map(|s| (s.as_ref(), not_enabled(s), schedule_verdict(cx, s, max_age)))
+        .map(|s| {
+            (
+                s.as_ref(),
+                Coverage::of(s),
+                not_enabled(s),
+                schedule_verdict(cx, s, max_age),
+            )
+        })
         .collect();
-    for (_, disabled, v) in &verdicts {
+    for (_, _, disabled, v) in &verdicts {
         if let (None, Ok(ev)) = (disabled, v) {
             out.evidence.push(ev.clone());
         }
@@ -240,28 +295,39 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
         };
         let covering: Vec<_> = verdicts
             .iter()
-            .filter(|(s, _, _)| includes(s, ns_name))
+            .filter(|(_, cov, _, _)| cov.includes(ns_name))
             .collect();
-        let enabled: Vec<_> = covering.iter().filter(|(_, d, _)| d.is_none()).collect();
+        let enabled: Vec<_> = covering.iter().filter(|(_, _, d, _)| d.is_none()).collect();
         if enabled.is_empty() {
             let message = if covering.is_empty() {
                 "no Velero Schedule includes this namespace".to_owned()
             } else {
                 let why: Vec<String> = covering
                     .iter()
-                    .map(|(s, d, _)| format!("{}/{} is {}", namespace_of(*s), name_of(*s), d.clone().unwrap_or_default()))
+                    .map(|(s, _, d, _)| {
+                        format!(
+                            "{}/{} is {}",
+                            namespace_of(*s),
+                            name_of(*s),
+                            d.clone().unwrap_or_default()
+                        )
+                    })
                     .collect();
-                format!("no enabled Velero Schedule includes this namespace ({})", why.join("; "))
+                format!(
+                    "no enabled Velero Schedule includes this namespace ({})",
+                    why.join("; ")
+                )
             };
-            out.violations.push(violation(ns.as_ref(), "NotCoveredBySchedule", message));
+            out.violations
+                .push(violation(ns.as_ref(), "NotCoveredBySchedule", message));
             continue;
         }
-        if enabled.iter().any(|(_, _, v)| v.is_ok()) {
+        if enabled.iter().any(|(_, _, _, v)| v.is_ok()) {
             continue;
         }
         let (reason, message) = enabled
             .iter()
-            .find_map(|(_, _, v)| v.as_ref().err())
+            .find_map(|(_, _, _, v)| v.as_ref().err())
             .cloned()
             .unwrap_or(("NoCompletedBackup", String::new()));
         out.violations.push(violation(ns.as_ref(), reason, message));
@@ -355,7 +421,10 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
                     pvc.as_ref(),
                     "NoRecentVolumeSnapshot",
                     if reasons.is_empty() {
-                        format!("no VolumeSnapshot of this PVC ready within maxAge {}", human(max_age))
+                        format!(
+                            "no VolumeSnapshot of this PVC ready within maxAge {}",
+                            human(max_age)
+                        )
                     } else {
                         format!(
                             "no VolumeSnapshot of this PVC ready within maxAge {} ({})",

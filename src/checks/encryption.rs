@@ -230,7 +230,7 @@ fn class_encrypts(spec: &StorageClassEncryption, sc: &StorageClass) -> bool {
                 .and_then(|p| p.get(k))
                 .is_some_and(|have| have == v)
         });
-    params_ok || spec.allowed_provisioners.iter().any(|p| *p == sc.provisioner)
+    params_ok || spec.allowed_provisioners.contains(&sc.provisioner)
 }
 
 fn storage_classes(
@@ -262,7 +262,10 @@ fn storage_classes(
     for ns in cx.namespaces {
         for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
             out.resources_checked += 1;
-            let requested = pvc.spec.as_ref().and_then(|s| s.storage_class_name.as_deref());
+            let requested = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref());
             let class = match requested {
                 Some("") => {
                     out.violations.push(violation(
@@ -375,7 +378,9 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
     // the identity transformer; the evidence says so.
     if let Some(text) = &spec.attestation {
         let message = if identity_only {
-            format!("{text} (note: the API server's own writes use the identity transformer, so Secrets are not envelope-encrypted by the API server)")
+            format!(
+                "{text} (note: the API server's own writes use the identity transformer, so Secrets are not envelope-encrypted by the API server)"
+            )
         } else {
             text.clone()
         };

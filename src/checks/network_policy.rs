@@ -54,21 +54,21 @@ fn affects(policy: &NetworkPolicy, dir: Direction) -> bool {
 
 fn selects_all_pods(policy: &NetworkPolicy) -> bool {
     policy.spec.as_ref().is_some_and(|s| {
-        s.pod_selector
-            .as_ref()
-            .is_none_or(|sel| {
-                sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                    && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-            })
+        s.pod_selector.as_ref().is_none_or(|sel| {
+            sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        })
     })
 }
 
 fn ingress_allows_all(rule: &NetworkPolicyIngressRule) -> bool {
-    rule.from.as_ref().is_none_or(|f| f.is_empty()) && rule.ports.as_ref().is_none_or(|p| p.is_empty())
+    rule.from.as_ref().is_none_or(|f| f.is_empty())
+        && rule.ports.as_ref().is_none_or(|p| p.is_empty())
 }
 
 fn egress_allows_all(rule: &NetworkPolicyEgressRule) -> bool {
-    rule.to.as_ref().is_none_or(|t| t.is_empty()) && rule.ports.as_ref().is_none_or(|p| p.is_empty())
+    rule.to.as_ref().is_none_or(|t| t.is_empty())
+        && rule.ports.as_ref().is_none_or(|p| p.is_empty())
 }
 
 fn rule_count(policy: &NetworkPolicy, dir: Direction) -> usize {
@@ -81,7 +81,11 @@ fn rule_count(policy: &NetworkPolicy, dir: Direction) -> usize {
 
 /// Whether the policy denies all traffic of `dir` to every pod of its namespace.
 pub fn is_default_deny(policy: &NetworkPolicy, egress: bool) -> bool {
-    let dir = if egress { Direction::Egress } else { Direction::Ingress };
+    let dir = if egress {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    };
     selects_all_pods(policy) && affects(policy, dir) && rule_count(policy, dir) == 0
 }
 

@@ -60,9 +60,7 @@ fn reads_secrets(rule: &PolicyRule) -> bool {
     (groups.iter().any(|g| g.is_empty() || g == "*"))
         && has(resources, "secrets")
         && rule.resource_names.as_ref().is_none_or(|n| n.is_empty())
-        && ["get", "list", "watch"]
-            .iter()
-            .any(|v| has(&rule.verbs, v))
+        && ["get", "list", "watch"].iter().any(|v| has(&rule.verbs, v))
 }
 
 fn escalation_verbs(rule: &PolicyRule) -> Vec<&'static str> {
@@ -267,7 +265,8 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
                 continue;
             }
             if let Some(what) = wildcard(cr.rules.iter().flatten()) {
-                out.violations.push(violation(cr.as_ref(), "WildcardRule", what));
+                out.violations
+                    .push(violation(cr.as_ref(), "WildcardRule", what));
             }
         }
         for ns in cx.namespaces {
@@ -277,7 +276,8 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
                     continue;
                 }
                 if let Some(what) = wildcard(r.rules.iter().flatten()) {
-                    out.violations.push(violation(r.as_ref(), "WildcardRule", what));
+                    out.violations
+                        .push(violation(r.as_ref(), "WildcardRule", what));
                 }
             }
         }

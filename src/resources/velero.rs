@@ -23,7 +23,14 @@ pub struct BackupTemplate {
 
 /// `Schedule.spec`: a cron schedule and a backup template.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "velero.io", version = "v1", kind = "Schedule", namespaced, status = "ScheduleStatus", schema = "disabled")]
+#[kube(
+    group = "velero.io",
+    version = "v1",
+    kind = "Schedule",
+    namespaced,
+    status = "ScheduleStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleSpec {
     /// The backup each run creates.
@@ -51,7 +58,14 @@ pub struct ScheduleStatus {
 
 /// `Backup.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "velero.io", version = "v1", kind = "Backup", namespaced, status = "BackupStatus", schema = "disabled")]
+#[kube(
+    group = "velero.io",
+    version = "v1",
+    kind = "Backup",
+    namespaced,
+    status = "BackupStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
     /// What the backup contains and where it is stored.
@@ -74,7 +88,14 @@ pub struct BackupStatus {
 
 /// `Restore.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "velero.io", version = "v1", kind = "Restore", namespaced, status = "RestoreStatus", schema = "disabled")]
+#[kube(
+    group = "velero.io",
+    version = "v1",
+    kind = "Restore",
+    namespaced,
+    status = "RestoreStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreSpec {
     /// The Backup restored from.
@@ -99,7 +120,14 @@ pub struct RestoreStatus {
 
 /// `BackupStorageLocation.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "velero.io", version = "v1", kind = "BackupStorageLocation", namespaced, status = "BackupStorageLocationStatus", schema = "disabled")]
+#[kube(
+    group = "velero.io",
+    version = "v1",
+    kind = "BackupStorageLocation",
+    namespaced,
+    status = "BackupStorageLocationStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStorageLocationSpec {
     /// The object-storage provider (for example `aws`).

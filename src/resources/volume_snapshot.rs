@@ -4,7 +4,14 @@ use serde::{Deserialize, Serialize};
 
 /// `VolumeSnapshot.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "snapshot.storage.k8s.io", version = "v1", kind = "VolumeSnapshot", namespaced, status = "VolumeSnapshotStatus", schema = "disabled")]
+#[kube(
+    group = "snapshot.storage.k8s.io",
+    version = "v1",
+    kind = "VolumeSnapshot",
+    namespaced,
+    status = "VolumeSnapshotStatus",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSnapshotSpec {
     /// What is snapshotted.

@@ -16,15 +16,15 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn temp_dir(prefix: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(support::unique_name(prefix));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A temporary directory removed when dropped (also when the test fails).
+fn temp_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
 }
 
 /// A PATH with only the tools build.sh needs besides Go, plus `extra` links.
-fn path_without_go(extra: &[(&str, &Path)]) -> PathBuf {
-    let dir = temp_dir("nogo-path");
+fn path_without_go(extra: &[(&str, &Path)]) -> tempfile::TempDir {
+    let tmp = temp_dir("nogo-path");
+    let dir = tmp.path();
     for tool in [
         "bash", "dirname", "basename", "cat", "grep", "mkdir", "mktemp", "rm", "mv", "du", "cut",
         "date", "printf", "ls", "sed",
@@ -41,7 +41,7 @@ fn path_without_go(extra: &[(&str, &Path)]) -> PathBuf {
     for (name, target) in extra {
         symlink(target, dir.join(name)).unwrap();
     }
-    dir
+    tmp
 }
 
 #[test]
@@ -49,8 +49,8 @@ fn build_without_go_says_so() {
     let bin = temp_dir("empty-bin");
     let path = path_without_go(&[]);
     let out = Command::new(script("build.sh"))
-        .env("PATH", &path)
-        .env("SOC2_CP_BIN_DIR", &bin)
+        .env("PATH", path.path())
+        .env("SOC2_CP_BIN_DIR", bin.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -64,13 +64,14 @@ fn build_without_go_says_so() {
 #[test]
 fn build_with_an_old_go_says_so() {
     let bin = temp_dir("empty-bin");
-    let fake = temp_dir("fake-go").join("go");
+    let fake_dir = temp_dir("fake-go");
+    let fake = fake_dir.path().join("go");
     std::fs::write(&fake, "#!/bin/sh\necho go1.21.0\n").unwrap();
     Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
     let path = path_without_go(&[("go", &fake)]);
     let out = Command::new(script("build.sh"))
-        .env("PATH", &path)
-        .env("SOC2_CP_BIN_DIR", &bin)
+        .env("PATH", path.path())
+        .env("SOC2_CP_BIN_DIR", bin.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -103,7 +104,9 @@ fn up_on_a_taken_port_fails_and_starts_nothing() {
 
 #[test]
 fn up_refuses_a_stale_state_dir() {
-    let state = temp_dir("stale");
+    let tmp = temp_dir("stale");
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
     // A pid that cannot be ours: the state of a crashed earlier run.
     std::fs::write(state.join("etcd.pid"), "999999999\n").unwrap();
     std::fs::write(state.join("apiserver.port"), "1\n").unwrap();
@@ -134,11 +137,12 @@ fn up_refuses_a_stale_state_dir() {
 
 #[test]
 fn down_refuses_a_directory_that_is_not_a_state_dir() {
-    let dir = temp_dir("not-state");
+    let tmp = temp_dir("not-state");
+    let dir = tmp.path();
     std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
     let out = Command::new(script("cluster.sh"))
         .args(["down", "--state-dir"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -146,7 +150,6 @@ fn down_refuses_a_directory_that_is_not_a_state_dir() {
         dir.join("precious.txt").exists(),
         "down removed a foreign dir"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -188,4 +191,41 @@ fn a_killed_etcd_is_reported_by_status_and_up() {
     assert!(stderr(&up).contains("not healthy"), "{}", stderr(&up));
     support::stop_cluster(&state);
     assert!(!state.exists());
+}
+
+#[test]
+fn up_rejects_bad_arguments_before_starting_anything() {
+    let tmp = temp_dir("bad-args");
+    let state = tmp.path().join("state");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(script("cluster.sh"));
+        c.args(args).arg("--state-dir").arg(&state);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    for (args, env, message) in [
+        (
+            vec!["up", "--watch-pid", "notapid"],
+            vec![],
+            "--watch-pid must be a process id",
+        ),
+        (
+            vec!["up", "--encryption", "kms"],
+            vec![],
+            "--encryption supports only 'aescbc'",
+        ),
+        (vec!["up", "--bogus"], vec![], "unknown argument '--bogus'"),
+        (
+            vec!["up"],
+            vec![("SOC2_CP_APISERVER_PORT", "abc")],
+            "must be a port number",
+        ),
+    ] {
+        let out = run(&args, &env);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(!state.exists(), "{args:?} left a state dir");
+    }
 }

@@ -2,6 +2,7 @@
 //! test binary so a small machine runs one control plane, shared by every test
 //! (see `support`).
 
+mod admission;
 mod control_plane;
 mod smoke;
 mod support;

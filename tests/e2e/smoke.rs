@@ -68,16 +68,22 @@ async fn ensure_widget_crd(client: &Client) -> ApiResource {
 }
 
 #[tokio::test]
-async fn api_server_reports_kubernetes_1_36() {
+async fn api_server_reports_the_pinned_kubernetes_version() {
     let client = support::client().await;
     let info = client.apiserver_version().await.expect("GET /version");
-    assert_eq!(info.major, "1");
-    assert_eq!(info.minor, "36");
+    // The version pinned in hack/control-plane/versions.env, e.g. v1.36.3.
+    let env = std::fs::read_to_string(support::repo_root().join("hack/control-plane/versions.env"))
+        .unwrap();
+    let pinned = env
+        .lines()
+        .find_map(|l| l.strip_prefix("K8S_VERSION="))
+        .expect("K8S_VERSION in versions.env");
     assert!(
-        info.git_version.starts_with("v1.36."),
-        "gitVersion {} is not v1.36.x",
-        info.git_version
+        pinned.starts_with("v1.36."),
+        "the project targets Kubernetes 1.36 (k8s-openapi feature v1_36)"
     );
+    assert_eq!(info.git_version, pinned);
+    assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "36"));
 }
 
 #[tokio::test]
@@ -401,7 +407,7 @@ async fn garbage_collector_deletes_objects_of_a_deleted_owner() {
         Duration::from_secs(60),
         || {
             let api = api.clone();
-            async move { api.get_opt("child").await.unwrap().is_none().then_some(()) }
+            async move { matches!(api.get_opt("child").await, Ok(None)).then_some(()) }
         },
     )
     .await;

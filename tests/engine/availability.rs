@@ -5,12 +5,20 @@ use crate::util::*;
 
 fn deployment(name: &str, replicas: Option<i32>, probe: bool) -> String {
     let replicas = replicas.map_or(String::new(), |r| format!("  replicas: {r}\n"));
-    let probe = if probe { "\n        readinessProbe: {httpGet: {path: /healthz, port: 8080}}" } else { "" };
-    format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: app}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}, tier: web}}}}\n    spec:\n      containers:\n      - name: main\n        image: example/{name}:1{probe}\n")
+    let probe = if probe {
+        "\n        readinessProbe: {httpGet: {path: /healthz, port: 8080}}"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: app}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}, tier: web}}}}\n    spec:\n      containers:\n      - name: main\n        image: example/{name}:1{probe}\n"
+    )
 }
 
 fn pdb(name: &str, selector: &str) -> String {
-    format!("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: {name}, namespace: app}}\nspec:\n  minAvailable: 1\n  selector: {selector}\n")
+    format!(
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: {name}, namespace: app}}\nspec:\n  minAvailable: 1\n  selector: {selector}\n"
+    )
 }
 
 #[test]
@@ -46,7 +54,11 @@ fn availability_table() {
     ];
     for (name, docs, expected) in cases {
         let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-        assert_eq!(sorted(&eval(&control(check), &snapshot(&refs))), expect(&expected), "case: {name}");
+        assert_eq!(
+            sorted(&eval(&control(check), &snapshot(&refs))),
+            expect(&expected),
+            "case: {name}"
+        );
     }
     // Options switch requirements off.
     let s = snapshot(&[&deployment("web", Some(1), false)]);
@@ -62,12 +74,25 @@ fn availability_table() {
 #[test]
 fn online_boutique_availability() {
     let mut s = Snapshot::default();
-    s.insert_yaml(&fixture("real/microservices-demo/kubernetes-manifests.yaml"), "boutique").unwrap();
+    s.insert_yaml(
+        &fixture("real/microservices-demo/kubernetes-manifests.yaml"),
+        "boutique",
+    )
+    .unwrap();
     s.add_implicit_namespaces();
     assert_eq!(s.deployments.len(), 12);
     let e = eval(&control("availability: {}"), &s);
-    let by_reason = |r: &str| e.violations.iter().filter(|v| v.reason == r).map(|v| v.name.clone()).collect::<Vec<_>>();
+    let by_reason = |r: &str| {
+        e.violations
+            .iter()
+            .filter(|v| v.reason == r)
+            .map(|v| v.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(by_reason("InsufficientReplicas").len(), 12);
     assert_eq!(by_reason("MissingPodDisruptionBudget").len(), 12);
-    assert_eq!(by_reason("MissingReadinessProbe"), vec!["loadgenerator".to_owned()]);
+    assert_eq!(
+        by_reason("MissingReadinessProbe"),
+        vec!["loadgenerator".to_owned()]
+    );
 }

@@ -11,19 +11,29 @@ fn schedule(name: &str, included: &str, excluded: &str, phase: &str, paused: boo
 }
 
 fn backup(name: &str, schedule: &str, phase: &str, completed: Option<&str>) -> String {
-    let completed = completed.map_or(String::new(), |c| format!("  completionTimestamp: \"{c}\"\n"));
+    let completed = completed.map_or(String::new(), |c| {
+        format!("  completionTimestamp: \"{c}\"\n")
+    });
     format!(
         "apiVersion: velero.io/v1\nkind: Backup\nmetadata:\n  name: {name}\n  namespace: velero\n  labels: {{velero.io/schedule-name: {schedule}}}\nspec: {{storageLocation: default}}\nstatus:\n  phase: {phase}\n{completed}"
     )
 }
 
 fn bsl(phase: &str) -> String {
-    format!("apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {{name: default, namespace: velero}}\nspec: {{provider: aws, objectStorage: {{bucket: b}}}}\nstatus: {{phase: {phase}}}\n")
+    format!(
+        "apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {{name: default, namespace: velero}}\nspec: {{provider: aws, objectStorage: {{bucket: b}}}}\nstatus: {{phase: {phase}}}\n"
+    )
 }
 
 fn velero_crds(s: &mut Snapshot) {
-    for f in ["velero.io_schedules.yaml", "velero.io_backups.yaml", "velero.io_restores.yaml", "velero.io_backupstoragelocations.yaml"] {
-        s.insert_yaml(&fixture(&format!("real/velero/crds/{f}")), "default").unwrap();
+    for f in [
+        "velero.io_schedules.yaml",
+        "velero.io_backups.yaml",
+        "velero.io_restores.yaml",
+        "velero.io_backupstoragelocations.yaml",
+    ] {
+        s.insert_yaml(&fixture(&format!("real/velero/crds/{f}")), "default")
+            .unwrap();
     }
 }
 
@@ -47,7 +57,11 @@ fn velero_not_installed_is_a_clear_non_compliance() {
     let e = eval(&control(CHECK), &s);
     assert_eq!(e.verdict, Verdict::NonCompliant);
     assert_eq!(e.reason, "BackupProviderNotInstalled");
-    assert!(e.message.contains("Velero is not installed"), "{}", e.message);
+    assert!(
+        e.message.contains("Velero is not installed"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -57,23 +71,49 @@ fn backup_freshness_table() {
     let cases: Vec<(&str, Vec<String>, Vec<(&str, &str, &str)>)> = vec![
         (
             "fresh Completed backup; * covers all but the excluded namespace",
-            vec![all.clone(), bsl("Available"), backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z"))],
+            vec![
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+            ],
             vec![("NotCoveredBySchedule", "Namespace", "scratch")],
         ),
         (
             "newest is PartiallyFailed but an older Completed is fresh",
             vec![
-                all.clone(), bsl("Available"),
-                backup("daily-2", "daily", "PartiallyFailed", Some("2026-06-01T01:10:00Z")),
-                backup("daily-1", "daily", "Completed", Some("2026-05-31T13:00:00Z")),
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "daily-2",
+                    "daily",
+                    "PartiallyFailed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-05-31T13:00:00Z"),
+                ),
             ],
             vec![("NotCoveredBySchedule", "Namespace", "scratch")],
         ),
         (
             "only Failed and PartiallyFailed backups: no success, whatever lastBackup says",
             vec![
-                all.clone(), bsl("Available"),
-                backup("daily-2", "daily", "PartiallyFailed", Some("2026-06-01T01:10:00Z")),
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "daily-2",
+                    "daily",
+                    "PartiallyFailed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
                 backup("daily-1", "daily", "Failed", Some("2026-05-31T01:10:00Z")),
             ],
             vec![
@@ -85,7 +125,16 @@ fn backup_freshness_table() {
         ),
         (
             "stale Completed backup",
-            vec![all.clone(), bsl("Available"), backup("daily-1", "daily", "Completed", Some("2026-05-30T01:00:00Z"))],
+            vec![
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-05-30T01:00:00Z"),
+                ),
+            ],
             vec![
                 ("BackupNotFresh", "Namespace", "app"),
                 ("BackupNotFresh", "Namespace", "db"),
@@ -95,7 +144,16 @@ fn backup_freshness_table() {
         ),
         (
             "completionTimestamp in the future (clock skew) is not fresh",
-            vec![all.clone(), bsl("Available"), backup("daily-1", "daily", "Completed", Some("2026-06-01T13:00:00Z"))],
+            vec![
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-06-01T13:00:00Z"),
+                ),
+            ],
             vec![
                 ("BackupNotFresh", "Namespace", "app"),
                 ("BackupNotFresh", "Namespace", "db"),
@@ -105,7 +163,16 @@ fn backup_freshness_table() {
         ),
         (
             "storage location Unavailable",
-            vec![all.clone(), bsl("Unavailable"), backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z"))],
+            vec![
+                all.clone(),
+                bsl("Unavailable"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+            ],
             vec![
                 ("BackupLocationUnavailable", "Namespace", "app"),
                 ("BackupLocationUnavailable", "Namespace", "db"),
@@ -115,7 +182,16 @@ fn backup_freshness_table() {
         ),
         (
             "paused schedule covers nothing",
-            vec![schedule("daily", "[app]", "[]", "Enabled", true), bsl("Available"), backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z"))],
+            vec![
+                schedule("daily", "[app]", "[]", "Enabled", true),
+                bsl("Available"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+            ],
             vec![
                 ("NotCoveredBySchedule", "Namespace", "app"),
                 ("NotCoveredBySchedule", "Namespace", "db"),
@@ -125,7 +201,16 @@ fn backup_freshness_table() {
         ),
         (
             "schedule not yet Enabled (FailedValidation)",
-            vec![schedule("daily", "[app, db, scratch, velero]", "[]", "FailedValidation", false), bsl("Available")],
+            vec![
+                schedule(
+                    "daily",
+                    "[app, db, scratch, velero]",
+                    "[]",
+                    "FailedValidation",
+                    false,
+                ),
+                bsl("Available"),
+            ],
             vec![
                 ("NotCoveredBySchedule", "Namespace", "app"),
                 ("NotCoveredBySchedule", "Namespace", "db"),
@@ -135,12 +220,30 @@ fn backup_freshness_table() {
         ),
         (
             "empty includedNamespaces means all namespaces (Velero's default)",
-            vec![schedule("daily", "[]", "[]", "Enabled", false), bsl("Available"), backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z"))],
+            vec![
+                schedule("daily", "[]", "[]", "Enabled", false),
+                bsl("Available"),
+                backup(
+                    "daily-1",
+                    "daily",
+                    "Completed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+            ],
             vec![],
         ),
         (
             "a backup of another schedule does not count",
-            vec![all.clone(), bsl("Available"), backup("weekly-1", "weekly", "Completed", Some("2026-06-01T01:10:00Z"))],
+            vec![
+                all.clone(),
+                bsl("Available"),
+                backup(
+                    "weekly-1",
+                    "weekly",
+                    "Completed",
+                    Some("2026-06-01T01:10:00Z"),
+                ),
+            ],
             vec![
                 ("NoCompletedBackup", "Namespace", "app"),
                 ("NoCompletedBackup", "Namespace", "db"),
@@ -160,22 +263,41 @@ fn messages_explain_why_a_backup_is_not_fresh() {
     let docs = vec![
         schedule("daily", "[app]", "[]", "Enabled", false),
         bsl("Available"),
-        backup("daily-1", "daily", "Completed", Some("2026-06-01T13:00:00Z")),
+        backup(
+            "daily-1",
+            "daily",
+            "Completed",
+            Some("2026-06-01T13:00:00Z"),
+        ),
     ];
-    let c = control_with(CHECK, "scope:\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: app}}");
+    let c = control_with(
+        CHECK,
+        "scope:\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: app}}",
+    );
     let e = eval(&c, &snap(&docs));
     assert_eq!(e.violations.len(), 1);
     let m = &e.violations[0].message;
-    assert!(m.contains("in the future") && m.contains("clock skew"), "{m}");
+    assert!(
+        m.contains("in the future") && m.contains("clock skew"),
+        "{m}"
+    );
 
     let docs = vec![
         schedule("daily", "[app]", "[]", "Enabled", false),
         bsl("Available"),
-        backup("daily-1", "daily", "Completed", Some("2026-05-30T12:00:00Z")),
+        backup(
+            "daily-1",
+            "daily",
+            "Completed",
+            Some("2026-05-30T12:00:00Z"),
+        ),
     ];
     let e = eval(&c, &snap(&docs));
     let m = &e.violations[0].message;
-    assert!(m.contains("48h") && m.contains("older than maxAge 26h"), "{m}");
+    assert!(
+        m.contains("48h") && m.contains("older than maxAge 26h"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -183,16 +305,29 @@ fn evidence_names_the_newest_successful_backup() {
     let docs = vec![
         schedule("daily", "[\"*\"]", "[]", "Enabled", false),
         bsl("Available"),
-        backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z")),
+        backup(
+            "daily-1",
+            "daily",
+            "Completed",
+            Some("2026-06-01T01:10:00Z"),
+        ),
     ];
     let e = eval(&control(CHECK), &snap(&docs));
     assert_eq!(e.verdict, Verdict::Compliant);
     assert_eq!(e.evidence.len(), 1);
-    assert!(e.evidence[0].message.contains("daily-1 Completed at 2026-06-01T01:10:00Z"), "{:?}", e.evidence);
+    assert!(
+        e.evidence[0]
+            .message
+            .contains("daily-1 Completed at 2026-06-01T01:10:00Z"),
+        "{:?}",
+        e.evidence
+    );
 }
 
 fn restore(name: &str, phase: &str, completed: &str) -> String {
-    format!("apiVersion: velero.io/v1\nkind: Restore\nmetadata: {{name: {name}, namespace: velero}}\nspec: {{backupName: daily-1}}\nstatus: {{phase: {phase}, completionTimestamp: \"{completed}\"}}\n")
+    format!(
+        "apiVersion: velero.io/v1\nkind: Restore\nmetadata: {{name: {name}, namespace: velero}}\nspec: {{backupName: daily-1}}\nstatus: {{phase: {phase}, completionTimestamp: \"{completed}\"}}\n"
+    )
 }
 
 #[test]
@@ -200,23 +335,38 @@ fn restore_testing_a1_3() {
     let base = vec![
         schedule("daily", "[\"*\"]", "[]", "Enabled", false),
         bsl("Available"),
-        backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z")),
+        backup(
+            "daily-1",
+            "daily",
+            "Completed",
+            Some("2026-06-01T01:10:00Z"),
+        ),
     ];
     let check = "backup: {maxAge: 26h, restoreTestedWithin: 720h}";
     let e = eval(&control(check), &snap(&base));
-    assert_eq!(sorted(&e), expect(&[("NoRecentRestoreTest", "Control", "test")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("NoRecentRestoreTest", "Control", "test")])
+    );
 
     let mut docs = base.clone();
     docs.push(restore("drill-may", "Completed", "2026-05-15T10:00:00Z"));
     docs.push(restore("drill-failed", "Failed", "2026-05-31T10:00:00Z"));
     let e = eval(&control(check), &snap(&docs));
     assert_eq!(e.verdict, Verdict::Compliant, "{e:#?}");
-    assert!(e.evidence.iter().any(|ev| ev.source == "VeleroRestore" && ev.message.contains("drill-may")));
+    assert!(
+        e.evidence
+            .iter()
+            .any(|ev| ev.source == "VeleroRestore" && ev.message.contains("drill-may"))
+    );
 
     let mut docs = base;
     docs.push(restore("drill-old", "Completed", "2026-01-15T10:00:00Z"));
     let e = eval(&control(check), &snap(&docs));
-    assert_eq!(sorted(&e), expect(&[("NoRecentRestoreTest", "Control", "test")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("NoRecentRestoreTest", "Control", "test")])
+    );
 }
 
 #[test]
@@ -230,25 +380,63 @@ fn volume_snapshots_are_required_per_pvc() {
     ]);
     let check = "backup: {maxAge: 26h, volumeSnapshots: true}";
     let e = eval(&control(check), &s);
-    assert_eq!(sorted(&e), expect(&[("VolumeSnapshotProviderNotInstalled", "Control", "test")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("VolumeSnapshotProviderNotInstalled", "Control", "test")])
+    );
 
-    s.insert_yaml(&fixture("real/external-snapshotter/crds/snapshot.storage.k8s.io_volumesnapshots.yaml"), "default").unwrap();
+    s.insert_yaml(
+        &fixture("real/external-snapshotter/crds/snapshot.storage.k8s.io_volumesnapshots.yaml"),
+        "default",
+    )
+    .unwrap();
     s.insert_yaml("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: data-snap, namespace: db}\nspec: {source: {persistentVolumeClaimName: data}}\nstatus: {readyToUse: true, creationTime: \"2026-06-01T02:00:00Z\"}\n", "db").unwrap();
     s.insert_yaml("apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: logs-snap, namespace: db}\nspec: {source: {persistentVolumeClaimName: logs}}\nstatus: {readyToUse: false, creationTime: \"2026-06-01T02:00:00Z\"}\n", "db").unwrap();
     let e = eval(&control(check), &s);
-    assert_eq!(sorted(&e), expect(&[("NoRecentVolumeSnapshot", "PersistentVolumeClaim", "db/logs")]));
-    assert!(e.violations[0].message.contains("logs-snap is not readyToUse"));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("NoRecentVolumeSnapshot", "PersistentVolumeClaim", "db/logs")])
+    );
+    assert!(
+        e.violations[0]
+            .message
+            .contains("logs-snap is not readyToUse")
+    );
 }
 
 #[test]
 fn velero_examples_load() {
     // The real BackupStorageLocation example deserializes; without status it is
     // not yet validated, hence unavailable.
-    let mut s = snap(&[schedule("daily", "[\"*\"]", "[]", "Enabled", false), backup("daily-1", "daily", "Completed", Some("2026-06-01T01:10:00Z"))]);
-    s.insert_yaml(&fixture("real/velero/examples/backupstoragelocation.yaml"), "velero").unwrap();
-    s.insert_yaml(&fixture("real/velero/examples/nginx-app-base.yaml"), "default").unwrap();
+    let mut s = snap(&[
+        schedule("daily", "[\"*\"]", "[]", "Enabled", false),
+        backup(
+            "daily-1",
+            "daily",
+            "Completed",
+            Some("2026-06-01T01:10:00Z"),
+        ),
+    ]);
+    s.insert_yaml(
+        &fixture("real/velero/examples/backupstoragelocation.yaml"),
+        "velero",
+    )
+    .unwrap();
+    s.insert_yaml(
+        &fixture("real/velero/examples/nginx-app-base.yaml"),
+        "default",
+    )
+    .unwrap();
     assert_eq!(s.velero_backup_storage_locations.len(), 1);
     let e = eval(&control(CHECK), &s);
-    assert!(e.violations.iter().all(|v| v.reason == "BackupLocationUnavailable"), "{e:#?}");
-    assert!(e.violations.iter().any(|v| v.name == "nginx-example"), "the example's namespace is in scope");
+    assert!(
+        e.violations
+            .iter()
+            .all(|v| v.reason == "BackupLocationUnavailable"),
+        "{e:#?}"
+    );
+    assert!(
+        e.violations.iter().any(|v| v.name == "nginx-example"),
+        "the example's namespace is in scope"
+    );
 }

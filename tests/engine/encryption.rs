@@ -12,7 +12,10 @@ fn ingress(name: &str, hosts: &[&str], tls_hosts: Option<&[&str]>) -> String {
         .collect();
     let tls = match tls_hosts {
         None => String::new(),
-        Some(t) => format!("  tls:\n  - hosts: [{}]\n    secretName: cert\n", t.join(", ")),
+        Some(t) => format!(
+            "  tls:\n  - hosts: [{}]\n    secretName: cert\n",
+            t.join(", ")
+        ),
     };
     format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  rules:\n{}\n{tls}",
@@ -25,7 +28,10 @@ fn tls_host_coverage() {
     assert!(tls_covers("shop.example.com", "shop.example.com"));
     assert!(tls_covers("Shop.Example.com", "shop.example.COM"));
     assert!(tls_covers("*.example.com", "shop.example.com"));
-    assert!(!tls_covers("*.example.com", "a.shop.example.com"), "a wildcard covers one label");
+    assert!(
+        !tls_covers("*.example.com", "a.shop.example.com"),
+        "a wildcard covers one label"
+    );
     assert!(!tls_covers("*.example.com", "example.com"));
     assert!(!tls_covers("shop.example.com", "api.example.com"));
 }
@@ -33,14 +39,34 @@ fn tls_host_coverage() {
 #[test]
 fn ingress_tls_table() {
     let cases: Vec<(&str, String, Vec<(&str, &str, &str)>)> = vec![
-        ("all hosts covered", ingress("i", &["a.example.com", "b.example.com"], Some(&["a.example.com", "b.example.com"])), vec![]),
-        ("wildcard covers", ingress("i", &["a.example.com"], Some(&["\"*.example.com\""])), vec![]),
+        (
+            "all hosts covered",
+            ingress(
+                "i",
+                &["a.example.com", "b.example.com"],
+                Some(&["a.example.com", "b.example.com"]),
+            ),
+            vec![],
+        ),
+        (
+            "wildcard covers",
+            ingress("i", &["a.example.com"], Some(&["\"*.example.com\""])),
+            vec![],
+        ),
         (
             "TLS covers only some hosts",
-            ingress("i", &["a.example.com", "b.example.com", "c.example.com"], Some(&["a.example.com"])),
+            ingress(
+                "i",
+                &["a.example.com", "b.example.com", "c.example.com"],
+                Some(&["a.example.com"]),
+            ),
             vec![("HostsWithoutTLS", "Ingress", "web/i")],
         ),
-        ("no tls at all", ingress("i", &["a.example.com"], None), vec![("IngressWithoutTLS", "Ingress", "web/i")]),
+        (
+            "no tls at all",
+            ingress("i", &["a.example.com"], None),
+            vec![("IngressWithoutTLS", "Ingress", "web/i")],
+        ),
     ];
     for (name, doc, expected) in cases {
         let s = snapshot(&[&doc]);
@@ -48,9 +74,19 @@ fn ingress_tls_table() {
         assert_eq!(sorted(&e), expect(&expected), "case: {name}");
     }
     // The message names exactly the uncovered hosts.
-    let s = snapshot(&[&ingress("i", &["a.example.com", "b.example.com", "c.example.com"], Some(&["a.example.com"]))]);
+    let s = snapshot(&[&ingress(
+        "i",
+        &["a.example.com", "b.example.com", "c.example.com"],
+        Some(&["a.example.com"]),
+    )]);
     let e = eval(&control("encryption: {inTransit: {}}"), &s);
-    assert!(e.violations[0].message.ends_with("b.example.com, c.example.com"), "{}", e.violations[0].message);
+    assert!(
+        e.violations[0]
+            .message
+            .ends_with("b.example.com, c.example.com"),
+        "{}",
+        e.violations[0].message
+    );
 }
 
 #[test]
@@ -58,15 +94,33 @@ fn gateways_are_skipped_and_said_so_without_the_crds() {
     let s = snapshot(&[&ingress("i", &["a.example.com"], Some(&["a.example.com"]))]);
     let e = eval(&control("encryption: {inTransit: {}}"), &s);
     assert_eq!(e.verdict, Verdict::Compliant);
-    assert!(e.notes.iter().any(|n| n.contains("Gateway API CRDs") && n.contains("not installed")), "{:?}", e.notes);
+    assert!(
+        e.notes
+            .iter()
+            .any(|n| n.contains("Gateway API CRDs") && n.contains("not installed")),
+        "{:?}",
+        e.notes
+    );
 }
 
 fn gateway_snapshot(examples: &[&str]) -> Snapshot {
     let mut s = Snapshot::default();
-    s.insert_yaml(&fixture("real/gateway-api/crds/gateway.networking.k8s.io_gateways.yaml"), "default").unwrap();
-    s.insert_yaml(&fixture("real/gateway-api/crds/gateway.networking.k8s.io_httproutes.yaml"), "default").unwrap();
+    s.insert_yaml(
+        &fixture("real/gateway-api/crds/gateway.networking.k8s.io_gateways.yaml"),
+        "default",
+    )
+    .unwrap();
+    s.insert_yaml(
+        &fixture("real/gateway-api/crds/gateway.networking.k8s.io_httproutes.yaml"),
+        "default",
+    )
+    .unwrap();
     for ex in examples {
-        s.insert_yaml(&fixture(&format!("real/gateway-api/examples/{ex}")), "default").unwrap();
+        s.insert_yaml(
+            &fixture(&format!("real/gateway-api/examples/{ex}")),
+            "default",
+        )
+        .unwrap();
     }
     s.add_implicit_namespaces();
     s
@@ -78,7 +132,7 @@ fn gateway_snapshot(examples: &[&str]) -> Snapshot {
 #[test]
 fn gateway_api_examples() {
     let s = gateway_snapshot(&["tls-basic.yaml"]);
-    assert!(s.gateways.len() >= 1);
+    assert!(!s.gateways.is_empty());
     let e = eval(&control("encryption: {inTransit: {}}"), &s);
     assert_eq!(found(&e), vec![], "{e:#?}");
     assert!(e.notes.is_empty());
@@ -86,8 +140,17 @@ fn gateway_api_examples() {
     let s = gateway_snapshot(&["simple-http-https-gateway.yaml"]);
     let e = eval(&control("encryption: {inTransit: {}}"), &s);
     assert_eq!(e.verdict, Verdict::NonCompliant);
-    assert!(e.violations.iter().all(|v| v.reason == "PlaintextListener" && v.kind == "Gateway"), "{e:#?}");
-    assert!(e.violations.iter().any(|v| v.message.contains("protocol HTTP")));
+    assert!(
+        e.violations
+            .iter()
+            .all(|v| v.reason == "PlaintextListener" && v.kind == "Gateway"),
+        "{e:#?}"
+    );
+    assert!(
+        e.violations
+            .iter()
+            .any(|v| v.message.contains("protocol HTTP"))
+    );
 }
 
 /// The route the Gateway API docs ("HTTP redirects and rewrites") attach to
@@ -109,19 +172,27 @@ fn http_listener_that_only_redirects_is_allowed_by_option() {
     assert_eq!(eval(&control(lenient_check), &s).violations.len(), 1);
     s.insert_yaml(REDIRECT_ROUTE, "default").unwrap();
     let strict = eval(&control("encryption: {inTransit: {}}"), &s);
-    assert_eq!(sorted(&strict), expect(&[("PlaintextListener", "Gateway", "default/redirect-gateway")]));
+    assert_eq!(
+        sorted(&strict),
+        expect(&[("PlaintextListener", "Gateway", "default/redirect-gateway")])
+    );
     let lenient = eval(&control(lenient_check), &s);
     assert_eq!(found(&lenient), vec![], "{lenient:#?}");
     s.insert_yaml(SERVING_ROUTE, "default").unwrap();
     let lenient = eval(&control(lenient_check), &s);
-    assert_eq!(sorted(&lenient), expect(&[("PlaintextListener", "Gateway", "default/redirect-gateway")]));
+    assert_eq!(
+        sorted(&lenient),
+        expect(&[("PlaintextListener", "Gateway", "default/redirect-gateway")])
+    );
 }
 
 const CLASSES: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: ebs-encrypted\n  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}\nprovisioner: ebs.csi.aws.com\nparameters: {encrypted: \"true\", type: gp3}\n---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: ebs-plain}\nprovisioner: ebs.csi.aws.com\nparameters: {type: gp3}\n---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: gke}\nprovisioner: pd.csi.storage.gke.io\n";
 
 fn pvc(name: &str, class: Option<&str>) -> String {
     let class = class.map_or(String::new(), |c| format!("  storageClassName: \"{c}\"\n"));
-    format!("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: data}}\nspec:\n{class}  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n")
+    format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, namespace: data}}\nspec:\n{class}  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n"
+    )
 }
 
 #[test]
@@ -140,19 +211,40 @@ fn storage_class_table() {
     assert_eq!(
         sorted(&e),
         expect(&[
-            ("UnknownStorageClass", "PersistentVolumeClaim", "data/missing"),
-            ("UnencryptedStorageClass", "PersistentVolumeClaim", "data/plain"),
+            (
+                "UnknownStorageClass",
+                "PersistentVolumeClaim",
+                "data/missing"
+            ),
+            (
+                "UnencryptedStorageClass",
+                "PersistentVolumeClaim",
+                "data/plain"
+            ),
             ("NoStorageClass", "PersistentVolumeClaim", "data/static"),
         ])
     );
-    assert!(e.evidence.iter().any(|ev| ev.message.contains("ebs-encrypted") && ev.message.contains("gke")));
+    assert!(
+        e.evidence
+            .iter()
+            .any(|ev| ev.message.contains("ebs-encrypted") && ev.message.contains("gke"))
+    );
 }
 
 #[test]
 fn pvc_without_class_and_no_default_class_is_reported() {
-    let s = snapshot(&["apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: x}\nprovisioner: p\n", &pvc("p", None)]);
-    let e = eval(&control("encryption: {atRest: {storageClasses: {allowedProvisioners: [p2]}}}"), &s);
-    assert_eq!(sorted(&e), expect(&[("UnknownStorageClass", "PersistentVolumeClaim", "data/p")]));
+    let s = snapshot(&[
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: x}\nprovisioner: p\n",
+        &pvc("p", None),
+    ]);
+    let e = eval(
+        &control("encryption: {atRest: {storageClasses: {allowedProvisioners: [p2]}}}"),
+        &s,
+    );
+    assert_eq!(
+        sorted(&e),
+        expect(&[("UnknownStorageClass", "PersistentVolumeClaim", "data/p")])
+    );
     assert!(e.violations[0].message.contains("no default StorageClass"));
 }
 
@@ -165,21 +257,79 @@ const METRICS_IDENTITY: &str = "# TYPE apiserver_storage_transformation_operatio
 #[test]
 fn secret_encryption_evidence_table() {
     let secrets = "encryption: {atRest: {secrets: {}}}";
-    let attested = "encryption: {atRest: {secrets: {attestation: \"EKS envelope encryption with KMS\"}}}";
+    let attested =
+        "encryption: {atRest: {secrets: {attestation: \"EKS envelope encryption with KMS\"}}}";
     // (case, pod flag, metrics, check, expected source, verification, expected reason)
-    let cases: Vec<(&str, Option<&str>, Option<&str>, &str, Option<(&str, Verification)>, Option<&str>)> = vec![
-        ("mirror pod flag", Some("--encryption-provider-config=/etc/k8s/enc.yaml"), None, secrets, Some(("EncryptionProviderConfigFlag", Verification::Verified)), None),
-        ("mirror pod without flag", Some("--v=2"), None, secrets, None, Some("SecretsNotEncrypted")),
-        ("metrics with aescbc prefix", None, Some(METRICS_AESCBC), secrets, Some(("APIServerMetrics", Verification::Verified)), None),
-        ("metrics with identity only", None, Some(METRICS_IDENTITY), secrets, None, Some("SecretsNotEncrypted")),
-        ("identity metrics plus an attestation: Attested (storage-layer encryption is invisible to the API server)", None, Some(METRICS_IDENTITY), attested, Some(("Attestation", Verification::Attested)), None),
-        ("attestation only", None, None, attested, Some(("Attestation", Verification::Attested)), None),
-        ("no evidence at all", None, None, secrets, None, Some("NoEncryptionEvidence")),
+    let cases: Vec<(
+        &str,
+        Option<&str>,
+        Option<&str>,
+        &str,
+        Option<(&str, Verification)>,
+        Option<&str>,
+    )> = vec![
+        (
+            "mirror pod flag",
+            Some("--encryption-provider-config=/etc/k8s/enc.yaml"),
+            None,
+            secrets,
+            Some(("EncryptionProviderConfigFlag", Verification::Verified)),
+            None,
+        ),
+        (
+            "mirror pod without flag",
+            Some("--v=2"),
+            None,
+            secrets,
+            None,
+            Some("SecretsNotEncrypted"),
+        ),
+        (
+            "metrics with aescbc prefix",
+            None,
+            Some(METRICS_AESCBC),
+            secrets,
+            Some(("APIServerMetrics", Verification::Verified)),
+            None,
+        ),
+        (
+            "metrics with identity only",
+            None,
+            Some(METRICS_IDENTITY),
+            secrets,
+            None,
+            Some("SecretsNotEncrypted"),
+        ),
+        (
+            "identity metrics plus an attestation: Attested (storage-layer encryption is invisible to the API server)",
+            None,
+            Some(METRICS_IDENTITY),
+            attested,
+            Some(("Attestation", Verification::Attested)),
+            None,
+        ),
+        (
+            "attestation only",
+            None,
+            None,
+            attested,
+            Some(("Attestation", Verification::Attested)),
+            None,
+        ),
+        (
+            "no evidence at all",
+            None,
+            None,
+            secrets,
+            None,
+            Some("NoEncryptionEvidence"),
+        ),
     ];
     for (name, flag, metrics, check, source, reason) in cases {
         let mut s = Snapshot::default();
         if let Some(f) = flag {
-            s.insert_yaml(&APISERVER_POD.replace("FLAG", f), "default").unwrap();
+            s.insert_yaml(&APISERVER_POD.replace("FLAG", f), "default")
+                .unwrap();
         }
         if let Some(m) = metrics {
             s.set_apiserver_metrics(m).unwrap();
@@ -208,14 +358,21 @@ fn aescbc_prefix_is_named_in_the_evidence() {
     let mut s = Snapshot::default();
     s.set_apiserver_metrics(METRICS_AESCBC).unwrap();
     let e = eval(&control("encryption: {atRest: {secrets: {}}}"), &s);
-    assert!(e.evidence[0].message.contains("k8s:enc:aescbc:v1:"), "{:?}", e.evidence);
+    assert!(
+        e.evidence[0].message.contains("k8s:enc:aescbc:v1:"),
+        "{:?}",
+        e.evidence
+    );
 }
 
 #[test]
 fn attestation_over_identity_metrics_says_the_api_server_does_not_encrypt() {
     let mut s = Snapshot::default();
     s.set_apiserver_metrics(METRICS_IDENTITY).unwrap();
-    let e = eval(&control("encryption: {atRest: {secrets: {attestation: \"GKE encrypts etcd disks\"}}}"), &s);
+    let e = eval(
+        &control("encryption: {atRest: {secrets: {attestation: \"GKE encrypts etcd disks\"}}}"),
+        &s,
+    );
     assert_eq!(e.evidence[0].verification, Verification::Attested);
     assert!(e.evidence[0].message.starts_with("GKE encrypts etcd disks"));
     assert!(e.evidence[0].message.contains("identity transformer"));

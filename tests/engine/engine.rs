@@ -27,7 +27,10 @@ fn engine_only_spec_errors_give_invalid_spec_naming_the_field() {
     let s = snapshot(&[&ns("app")]);
     let cases = [
         (control("backup: {maxAge: 0s}"), "spec.check.backup.maxAge"),
-        (control("backup: {maxAge: 26h, restoreTestedWithin: 0h}"), "spec.check.backup.restoreTestedWithin"),
+        (
+            control("backup: {maxAge: 26h, restoreTestedWithin: 0h}"),
+            "spec.check.backup.restoreTestedWithin",
+        ),
         (
             control_with(
                 "networkPolicy: {}",
@@ -43,10 +46,19 @@ fn engine_only_spec_errors_give_invalid_spec_naming_the_field() {
             "spec.scope.namespaceSelector.matchExpressions[0]",
         ),
         (control("networkPolicy: null"), "spec.check"),
-        (control("availability: {minReplicas: 0}"), "spec.check.availability.minReplicas"),
+        (
+            control("availability: {minReplicas: 0}"),
+            "spec.check.availability.minReplicas",
+        ),
         (control("encryption: {}"), "spec.check.encryption"),
-        (control("encryption: {atRest: {}}"), "spec.check.encryption.atRest"),
-        (control("encryption: {atRest: {storageClasses: {}}}"), "spec.check.encryption.atRest.storageClasses"),
+        (
+            control("encryption: {atRest: {}}"),
+            "spec.check.encryption.atRest",
+        ),
+        (
+            control("encryption: {atRest: {storageClasses: {}}}"),
+            "spec.check.encryption.atRest.storageClasses",
+        ),
     ];
     for (c, field) in cases {
         let e = evaluate(&c, &s, now());
@@ -54,9 +66,15 @@ fn engine_only_spec_errors_give_invalid_spec_naming_the_field() {
         assert_eq!(e.invalid.as_ref().unwrap().field, field);
         let status = e.to_status(&c, None);
         let ready = find(&status.conditions, READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
         assert!(ready.message.starts_with(field), "{}", ready.message);
-        assert_eq!(find(&status.conditions, COMPLIANT).unwrap().status, "Unknown");
+        assert_eq!(
+            find(&status.conditions, COMPLIANT).unwrap().status,
+            "Unknown"
+        );
     }
 }
 
@@ -66,7 +84,10 @@ fn enforce_mode_is_accepted_and_reported_as_not_supported() {
     let e = eval(&c, &snapshot(&[&ns("app")]));
     let status = e.to_status(&c, None);
     let ready = find(&status.conditions, READY).unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "EnforceNotSupported"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "EnforceNotSupported")
+    );
     assert!(ready.message.contains("not implemented"));
     // It is still audited.
     assert_eq!(e.verdict, Verdict::NonCompliant);
@@ -89,7 +110,11 @@ fn status_is_capped_at_100_violations_with_the_true_count() {
     assert_eq!(status.violations[0].reason, "MissingDefaultDenyEgress");
     assert_eq!(status.violations[1].reason, "MissingDefaultDenyIngress");
     let json = serde_json::to_string(&status).unwrap();
-    assert!(json.len() < 64 * 1024, "status stays small: {} bytes", json.len());
+    assert!(
+        json.len() < 64 * 1024,
+        "status stays small: {} bytes",
+        json.len()
+    );
 }
 
 #[test]
@@ -105,24 +130,51 @@ fn transition_time_is_kept_while_the_verdict_holds() {
     let c = control("networkPolicy: {}");
     let s = snapshot(&[&ns("app")]);
     let first = evaluate(&c, &s, "2026-06-01T00:00:00Z".parse().unwrap()).to_status(&c, None);
-    let second = evaluate(&c, &s, "2026-06-01T01:00:00Z".parse().unwrap()).to_status(&c, Some(&first));
-    let t = |st: &soc2_operator::api::ControlStatus| find(&st.conditions, COMPLIANT).unwrap().last_transition_time.clone();
+    let second =
+        evaluate(&c, &s, "2026-06-01T01:00:00Z".parse().unwrap()).to_status(&c, Some(&first));
+    let t = |st: &soc2_operator::api::ControlStatus| {
+        find(&st.conditions, COMPLIANT)
+            .unwrap()
+            .last_transition_time
+            .clone()
+    };
     assert_eq!(t(&first), t(&second));
-    let fixed = snapshot(&[&ns("app"), "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: app}\nspec: {podSelector: {}}\n"]);
-    let third = evaluate(&c, &fixed, "2026-06-01T02:00:00Z".parse().unwrap()).to_status(&c, Some(&second));
+    let fixed = snapshot(&[
+        &ns("app"),
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: app}\nspec: {podSelector: {}}\n",
+    ]);
+    let third =
+        evaluate(&c, &fixed, "2026-06-01T02:00:00Z".parse().unwrap()).to_status(&c, Some(&second));
     assert_eq!(find(&third.conditions, COMPLIANT).unwrap().status, "True");
     assert_ne!(t(&third), t(&second));
 }
 
 #[test]
 fn each_family_declares_the_kinds_it_reads() {
-    let k = kinds_for(&control("backup: {maxAge: 26h, volumeSnapshots: true}").spec.check);
-    for want in [Kind::Namespace, Kind::VeleroSchedule, Kind::VeleroBackup, Kind::VeleroBackupStorageLocation, Kind::VolumeSnapshot, Kind::PersistentVolumeClaim] {
+    let k = kinds_for(
+        &control("backup: {maxAge: 26h, volumeSnapshots: true}")
+            .spec
+            .check,
+    );
+    for want in [
+        Kind::Namespace,
+        Kind::VeleroSchedule,
+        Kind::VeleroBackup,
+        Kind::VeleroBackupStorageLocation,
+        Kind::VolumeSnapshot,
+        Kind::PersistentVolumeClaim,
+    ] {
         assert!(k.contains(&want), "{want:?}");
     }
-    assert!(!k.contains(&Kind::VeleroRestore), "restores only with restoreTestedWithin");
+    assert!(
+        !k.contains(&Kind::VeleroRestore),
+        "restores only with restoreTestedWithin"
+    );
     let k = kinds_for(&control("networkPolicy: {}").spec.check);
-    assert_eq!(k.into_iter().collect::<Vec<_>>(), vec![Kind::Namespace, Kind::NetworkPolicy]);
+    assert_eq!(
+        k.into_iter().collect::<Vec<_>>(),
+        vec![Kind::Namespace, Kind::NetworkPolicy]
+    );
 }
 
 /// Objects with missing or odd fields must never panic any family.
@@ -164,16 +216,27 @@ fn odd_cluster_data_never_panics() {
     for check in checks {
         let e = eval(&control(check), &s);
         assert_ne!(e.verdict, Verdict::InvalidSpec, "{check}: {e:#?}");
-        assert!(!e.violations.is_empty(), "{check}: odd data yields findings, not silence");
+        assert!(
+            !e.violations.is_empty(),
+            "{check}: odd data yields findings, not silence"
+        );
     }
     // The unparsable timestamp is named in the finding.
     let e = eval(&control("backup: {maxAge: 26h}"), &s);
-    assert!(e.violations.iter().any(|v| v.message.contains("unparsable completionTimestamp \"not-a-time\"")), "{e:#?}");
+    assert!(
+        e.violations.iter().any(|v| v
+            .message
+            .contains("unparsable completionTimestamp \"not-a-time\"")),
+        "{e:#?}"
+    );
 }
 
 #[test]
 fn a_control_manifest_round_trips_through_the_types() {
-    let c: Control = control_with("rbac: {escalationVerbs: true}", "description: d\nscope: {excludedNamespaces: [a]}");
+    let c: Control = control_with(
+        "rbac: {escalationVerbs: true}",
+        "description: d\nscope: {excludedNamespaces: [a]}",
+    );
     let json = serde_json::to_value(&c).unwrap();
     let back: Control = serde_json::from_value(json).unwrap();
     assert_eq!(back.spec, c.spec);

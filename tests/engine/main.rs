@@ -1,5 +1,6 @@
 //! Table-driven tests of the pure check engine on real and synthetic input.
 //! No cluster: snapshots are built from YAML with `Snapshot::insert_yaml`.
+#![allow(clippy::type_complexity)] // table-driven tests are tuples by design
 
 mod availability;
 mod backup;

@@ -12,7 +12,10 @@ fn boutique_policies() -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/real/microservices-demo/network-policies");
     let mut out = String::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for f in files {
         out.push_str(&std::fs::read_to_string(f).unwrap());
@@ -59,19 +62,28 @@ fn online_boutique_with_its_network_policies_passes_ingress_and_egress() {
 /// Expected: exactly MissingDefaultDenyIngress (+Egress when asked) on monitoring.
 #[test]
 fn kube_prometheus_monitoring_has_no_default_deny() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/kube-prometheus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real/kube-prometheus");
     let mut s = soc2_operator::snapshot::Snapshot::default();
     let mut policies = 0;
     for f in std::fs::read_dir(dir).unwrap() {
         let p = f.unwrap().path();
         if p.to_string_lossy().ends_with("networkPolicy.yaml") {
-            policies += s.insert_yaml(&std::fs::read_to_string(&p).unwrap(), "monitoring").unwrap();
+            policies += s
+                .insert_yaml(&std::fs::read_to_string(&p).unwrap(), "monitoring")
+                .unwrap();
         }
     }
-    assert!(policies >= 8, "kube-prometheus has a policy per component, found {policies}");
+    assert!(
+        policies >= 8,
+        "kube-prometheus has a policy per component, found {policies}"
+    );
     s.add_implicit_namespaces();
     let e = eval(&control("networkPolicy: {}"), &s);
-    assert_eq!(sorted(&e), expect(&[("MissingDefaultDenyIngress", "Namespace", "monitoring")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("MissingDefaultDenyIngress", "Namespace", "monitoring")])
+    );
     let e = eval(&control("networkPolicy: {egress: true}"), &s);
     assert_eq!(
         sorted(&e),
@@ -155,16 +167,27 @@ fn table_of_policy_shapes() {
         docs.extend(policies);
         let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
         let s = snapshot(&refs);
-        let e = eval(&control(&format!("networkPolicy: {{egress: {egress}}}")), &s);
+        let e = eval(
+            &control(&format!("networkPolicy: {{egress: {egress}}}")),
+            &s,
+        );
         assert_eq!(sorted(&e), expect(&expected), "case: {name}");
     }
 }
 
 #[test]
 fn system_namespaces_are_out_of_scope_unless_named_explicitly() {
-    let s = snapshot(&[&ns("kube-system"), &ns("kube-public"), &ns("kube-node-lease"), &ns("team-a")]);
+    let s = snapshot(&[
+        &ns("kube-system"),
+        &ns("kube-public"),
+        &ns("kube-node-lease"),
+        &ns("team-a"),
+    ]);
     let e = eval(&control("networkPolicy: {}"), &s);
-    assert_eq!(sorted(&e), expect(&[("MissingDefaultDenyIngress", "Namespace", "team-a")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("MissingDefaultDenyIngress", "Namespace", "team-a")])
+    );
 
     let explicit = control_with(
         "networkPolicy: {}",

@@ -6,11 +6,15 @@ use crate::util::*;
 const CLUSTER_ADMIN: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: cluster-admin\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n- nonResourceURLs: [\"*\"]\n  verbs: [\"*\"]\n";
 
 fn crb(name: &str, role: &str, subjects: &str) -> String {
-    format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {name}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects: {subjects}\n")
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {name}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects: {subjects}\n"
+    )
 }
 
 fn rb(ns: &str, name: &str, kind: &str, role: &str, subjects: &str) -> String {
-    format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {name}, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {role}}}\nsubjects: {subjects}\n")
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {name}, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: {role}}}\nsubjects: {subjects}\n"
+    )
 }
 
 #[test]
@@ -115,10 +119,17 @@ fn aggregated_cluster_role_is_judged_by_its_aggregated_rules() {
     let docs = [
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: platform-admin}\naggregationRule:\n  clusterRoleSelectors:\n  - matchLabels: {example.com/aggregate-to-platform-admin: \"true\"}\nrules: []\n",
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: everything\n  labels: {example.com/aggregate-to-platform-admin: \"true\"}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n",
-        &crb("platform", "platform-admin", "[{kind: Group, name: platform-team}]"),
+        &crb(
+            "platform",
+            "platform-admin",
+            "[{kind: Group, name: platform-team}]",
+        ),
     ];
     let e = eval(&control("rbac: {}"), &snapshot(&docs));
-    assert_eq!(sorted(&e), expect(&[("AdminBoundToSubject", "ClusterRoleBinding", "platform")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("AdminBoundToSubject", "ClusterRoleBinding", "platform")])
+    );
     // Without the labelled role the aggregate is empty: nothing to report.
     let e = eval(&control("rbac: {}"), &snapshot(&[docs[0], docs[2]]));
     assert_eq!(e.verdict, Verdict::Compliant);
@@ -131,39 +142,68 @@ fn optional_checks_each_add_their_finding() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: secret-reader}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get, list]\n",
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: impersonator}\nrules:\n- apiGroups: [\"\"]\n  resources: [users, groups]\n  verbs: [impersonate]\n",
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: crd-wild}\nrules:\n- apiGroups: [example.com]\n  resources: [widgets]\n  verbs: [\"*\"]\n",
-        &crb("readers", "secret-reader", "[{kind: Group, name: auditors}]"),
+        &crb(
+            "readers",
+            "secret-reader",
+            "[{kind: Group, name: auditors}]",
+        ),
         &crb("imp", "impersonator", "[{kind: User, name: carol}]"),
-        &crb("public", "secret-reader", "[{kind: Group, name: \"system:unauthenticated\"}]"),
+        &crb(
+            "public",
+            "secret-reader",
+            "[{kind: Group, name: \"system:unauthenticated\"}]",
+        ),
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: system:public-info-viewer\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"system:public-info-viewer\"}\nsubjects: [{kind: Group, name: \"system:unauthenticated\"}]\n",
     ];
     let s = snapshot(&docs);
     // Off by default.
     assert_eq!(eval(&control("rbac: {}"), &s).verdict, Verdict::Compliant);
     let cases = [
-        ("rbac: {secretsReadClusterWide: true}", vec![
-            ("SecretsReadClusterWide", "ClusterRoleBinding", "public"),
-            ("SecretsReadClusterWide", "ClusterRoleBinding", "readers"),
-        ]),
+        (
+            "rbac: {secretsReadClusterWide: true}",
+            vec![
+                ("SecretsReadClusterWide", "ClusterRoleBinding", "public"),
+                ("SecretsReadClusterWide", "ClusterRoleBinding", "readers"),
+            ],
+        ),
         // The bootstrap binding system:public-info-viewer is exempt.
-        ("rbac: {anonymousBindings: true}", vec![("AnonymousBinding", "ClusterRoleBinding", "public")]),
-        ("rbac: {escalationVerbs: true}", vec![("EscalationVerbs", "ClusterRoleBinding", "imp")]),
+        (
+            "rbac: {anonymousBindings: true}",
+            vec![("AnonymousBinding", "ClusterRoleBinding", "public")],
+        ),
+        (
+            "rbac: {escalationVerbs: true}",
+            vec![("EscalationVerbs", "ClusterRoleBinding", "imp")],
+        ),
         // cluster-admin is bootstrap policy and exempt; crd-wild is not.
-        ("rbac: {wildcardRules: true}", vec![("WildcardRule", "ClusterRole", "crd-wild")]),
+        (
+            "rbac: {wildcardRules: true}",
+            vec![("WildcardRule", "ClusterRole", "crd-wild")],
+        ),
     ];
     for (check, expected) in cases {
-        assert_eq!(sorted(&eval(&control(check), &s)), expect(&expected), "check: {check}");
+        assert_eq!(
+            sorted(&eval(&control(check), &s)),
+            expect(&expected),
+            "check: {check}"
+        );
     }
 }
 
 fn kube_prometheus_rbac() -> Snapshot {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/kube-prometheus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real/kube-prometheus");
     let mut s = Snapshot::default();
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for p in files {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         if name.contains("clusterRole") || name.contains("roleBinding") || name.contains("role") {
-            s.insert_yaml(&std::fs::read_to_string(&p).unwrap(), "monitoring").unwrap();
+            s.insert_yaml(&std::fs::read_to_string(&p).unwrap(), "monitoring")
+                .unwrap();
         }
     }
     for n in ["default", "kube-system", "monitoring"] {
@@ -185,21 +225,39 @@ fn kube_prometheus_rbac() -> Snapshot {
 #[test]
 fn kube_prometheus_rbac_findings() {
     let s = kube_prometheus_rbac();
-    assert!(s.cluster_roles.len() >= 6 && s.role_bindings.len() >= 3, "fixtures loaded, incl. RoleBindingList items");
+    assert!(
+        s.cluster_roles.len() >= 6 && s.role_bindings.len() >= 3,
+        "fixtures loaded, incl. RoleBindingList items"
+    );
     assert_eq!(found(&eval(&control("rbac: {}"), &s)), vec![]);
     assert_eq!(
         sorted(&eval(&control("rbac: {secretsReadClusterWide: true}"), &s)),
         expect(&[
-            ("SecretsReadClusterWide", "ClusterRoleBinding", "kube-state-metrics"),
-            ("SecretsReadClusterWide", "ClusterRoleBinding", "prometheus-operator"),
+            (
+                "SecretsReadClusterWide",
+                "ClusterRoleBinding",
+                "kube-state-metrics"
+            ),
+            (
+                "SecretsReadClusterWide",
+                "ClusterRoleBinding",
+                "prometheus-operator"
+            ),
         ])
     );
     assert_eq!(
         sorted(&eval(&control("rbac: {wildcardRules: true}"), &s)),
         expect(&[
             ("WildcardRule", "ClusterRole", "prometheus-operator"),
-            ("WildcardRule", "ClusterRole", "resource-metrics-server-resources"),
+            (
+                "WildcardRule",
+                "ClusterRole",
+                "resource-metrics-server-resources"
+            ),
         ])
     );
-    assert_eq!(found(&eval(&control("rbac: {escalationVerbs: true}"), &s)), vec![]);
+    assert_eq!(
+        found(&eval(&control("rbac: {escalationVerbs: true}"), &s)),
+        vec![]
+    );
 }

@@ -8,7 +8,7 @@
 //! whether the tests passed, failed, panicked or the process was killed.
 //!
 //! `SOC2_E2E_KUBECONFIG=<path>` runs the tests against an already running
-//! control plane instead (for example the one `make demo` started).
+//! control plane instead (for example one from `make cluster-up`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -45,6 +45,7 @@ fn start_control_plane() -> Result<ControlPlane, String> {
         });
     }
     let state = std::env::temp_dir().join(format!("soc2-e2e-{}", std::process::id()));
+    // cluster.sh removes what it started when start-up fails.
     start_cluster(&state, &[])
 }
 
@@ -128,8 +129,14 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    /// Creates a fresh namespace named `<prefix>-<pid>-<n>`.
+    /// Creates a fresh namespace named `<prefix>-<pid>-<n>` on the shared
+    /// control plane (`client` must be a client of it).
     pub async fn new(client: &Client, prefix: &str) -> Self {
+        Self::on(control_plane(), client, prefix).await
+    }
+
+    /// Creates a fresh namespace on `cp`, through `client` (a client of `cp`).
+    pub async fn on(cp: &ControlPlane, client: &Client, prefix: &str) -> Self {
         let name = unique_name(prefix);
         let api: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace =
@@ -139,7 +146,7 @@ impl TestNamespace {
             .expect("create test namespace");
         TestNamespace {
             name,
-            kubeconfig: control_plane().kubeconfig.clone(),
+            kubeconfig: cp.kubeconfig.clone(),
         }
     }
 }
