@@ -152,19 +152,31 @@ pub struct Scope {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("[has(self.networkPolicy), has(self.encryption), has(self.rbac), has(self.backup), has(self.availability)].filter(x, x).size() == 1").message("exactly one of networkPolicy, encryption, rbac, backup, availability must be set"))]
 pub struct Check {
-    /// CC6.1/CC6.6: every in-scope namespace has default-deny network policies.
+    /// CC6.1/CC6.6: every in-scope namespace has a NetworkPolicy with
+    /// `podSelector: {}` that denies all ingress (and egress with `egress: true`);
+    /// a policy selecting all pods with an empty rule (`ingress: [{}]`) is reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicyCheck>,
-    /// CC6.1/CC6.7/C1.1: data is encrypted in transit and at rest.
+    /// CC6.1/CC6.7/C1.1: Ingresses and Gateway listeners use TLS (`inTransit`);
+    /// PVCs use encrypting StorageClasses and the API server encrypts Secrets
+    /// (`atRest`, evidence Verified or Attested).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionCheck>,
-    /// CC6.1/CC6.2/CC6.3: no over-privileged RBAC bindings.
+    /// CC6.1/CC6.2/CC6.3: no subject outside the allow-list is bound to
+    /// cluster-admin or to a role with `*` verbs on `*` resources; optional checks
+    /// for cluster-wide Secret reads, anonymous bindings, wildcards, escalation verbs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rbac: Option<RbacCheck>,
-    /// A1.2/A1.3: Velero backups cover every namespace, succeed and are fresh.
+    /// A1.2/A1.3: every in-scope namespace is covered by an enabled Velero
+    /// Schedule whose newest Completed Backup (label `velero.io/schedule-name`)
+    /// finished within `maxAge` on an Available BackupStorageLocation.
+    /// `Schedule.status.lastBackup` is not evidence of success. Without Velero's
+    /// CRDs the control is NonCompliant (`BackupProviderNotInstalled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupCheck>,
-    /// A1.1/A1.2: workloads are replicated, disruption-budgeted and probed.
+    /// A1.1/A1.2: Deployments and StatefulSets in scope have at least
+    /// `minReplicas` replicas, a PodDisruptionBudget selecting their pods and a
+    /// readiness probe on every container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityCheck>,
 }
