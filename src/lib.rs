@@ -9,7 +9,11 @@
 
 pub mod api;
 pub mod checks;
+pub mod cli;
+pub mod controller;
 pub mod engine;
+pub mod http;
+pub mod metrics;
 pub mod resources;
 pub mod snapshot;
 

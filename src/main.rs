@@ -1,28 +1,81 @@
 //! The `soc2-operator` binary.
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use soc2_operator::cli::{Cli, Command, LogFormat, RunArgs};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 
-/// SOC 2 controls as code for Kubernetes.
-#[derive(Parser, Debug)]
-#[command(name = "soc2-operator", version = soc2_operator::VERSION)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Print the Control CustomResourceDefinition as YAML.
-    Crd,
-    /// Print the version.
-    Version,
-}
-
-fn main() {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crd) => print!("{}", soc2_operator::api::crd_yaml()),
-        Some(Command::Version) | None => println!("soc2-operator {}", soc2_operator::VERSION),
+        Some(Command::Crd) => {
+            print!("{}", soc2_operator::api::crd_yaml());
+            std::process::ExitCode::SUCCESS
+        }
+        Some(Command::Version) => {
+            println!("soc2-operator {}", soc2_operator::VERSION);
+            std::process::ExitCode::SUCCESS
+        }
+        Some(Command::Run(args)) => run(cli.log_format, args).await,
+        None => run(cli.log_format, RunArgs::default()).await,
+    }
+}
+
+async fn run(format: LogFormat, args: RunArgs) -> std::process::ExitCode {
+    init_logs(format);
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes client configuration (KUBECONFIG or in-cluster)");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        signals.cancel();
+    });
+    if args.exit_with_parent {
+        let parent = std::os::unix::process::parent_id();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::info!("parent process exited; shutting down");
+                    token.cancel();
+                    return;
+                }
+            }
+        });
+    }
+    match soc2_operator::controller::run(client, args.config(), shutdown, None).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "operator stopped");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

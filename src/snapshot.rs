@@ -155,6 +155,102 @@ impl std::fmt::Display for Kind {
     }
 }
 
+/// A kind the snapshot stores: its [`Kind`], where its objects live, and what
+/// can be dropped from an object before it is cached (fields no check reads).
+pub trait Stored:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind.
+    const KIND: Kind;
+    /// The objects of this kind in `snapshot`.
+    fn objects(snapshot: &Snapshot) -> &Objects<Self>;
+    /// The objects of this kind in `snapshot`, mutable.
+    fn objects_mut(snapshot: &mut Snapshot) -> &mut Objects<Self>;
+    /// Drops what no check reads: `metadata.managedFields` and the
+    /// `kubectl.kubernetes.io/last-applied-configuration` annotation always, plus
+    /// kind-specific fields (for example a Pod's or a Deployment's `status`).
+    fn trim(&mut self) {
+        trim_metadata(self.meta_mut());
+    }
+}
+
+/// Drops `managedFields` and the last-applied annotation from `meta`.
+pub fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED_ANNOTATION);
+        if a.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// The annotation `kubectl apply` stores a full copy of the object in.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Calls a generic function for a [`Kind`] known only at run time (see
+/// [`Kind::visit`]).
+pub trait KindVisitor {
+    /// What `visit` returns.
+    type Output;
+    /// Called with the Rust type of the kind.
+    fn visit<K: Stored>(self) -> Self::Output;
+}
+
+macro_rules! stored {
+    ($($ty:ty => $kind:ident, $field:ident $(, trim($obj:ident) $body:block)?;)*) => {
+        $(
+            impl Stored for $ty {
+                const KIND: Kind = Kind::$kind;
+                fn objects(s: &Snapshot) -> &Objects<Self> { &s.$field }
+                fn objects_mut(s: &mut Snapshot) -> &mut Objects<Self> { &mut s.$field }
+                $(fn trim(&mut self) {
+                    trim_metadata(kube::Resource::meta_mut(self));
+                    let $obj = self;
+                    $body
+                })?
+            }
+        )*
+        impl Kind {
+            /// Calls `v.visit::<T>()` with the Rust type `T` of this kind.
+            pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(Kind::$kind => v.visit::<$ty>(),)*
+                }
+            }
+        }
+    };
+}
+
+stored! {
+    Namespace => Namespace, namespaces, trim(o) { o.status = None; };
+    NetworkPolicy => NetworkPolicy, network_policies;
+    Ingress => Ingress, ingresses, trim(o) { o.status = None; };
+    Gateway => Gateway, gateways;
+    HTTPRoute => HttpRoute, http_routes;
+    PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, trim(o) { o.status = None; };
+    StorageClass => StorageClass, storage_classes;
+    Pod => Pod, pods, trim(o) { o.status = None; };
+    ClusterRole => ClusterRole, cluster_roles;
+    ClusterRoleBinding => ClusterRoleBinding, cluster_role_bindings;
+    Role => Role, roles;
+    RoleBinding => RoleBinding, role_bindings;
+    Deployment => Deployment, deployments, trim(o) { o.status = None; };
+    StatefulSet => StatefulSet, stateful_sets, trim(o) { o.status = None; };
+    PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, trim(o) { o.status = None; };
+    Schedule => VeleroSchedule, velero_schedules;
+    Backup => VeleroBackup, velero_backups;
+    Restore => VeleroRestore, velero_restores;
+    BackupStorageLocation => VeleroBackupStorageLocation, velero_backup_storage_locations;
+    VolumeSnapshot => VolumeSnapshot, volume_snapshots;
+}
+
 /// Objects of one kind, indexed by namespace (`""` for cluster-scoped objects),
 /// each namespace's objects sorted by name (so lookups by name are binary
 /// searches and iteration order is deterministic).
@@ -334,6 +430,19 @@ impl Snapshot {
         self.installed.insert(kind);
     }
 
+    /// Records that the CRD providing `kind` was removed, and drops its objects.
+    pub fn mark_uninstalled(&mut self, kind: Kind) {
+        struct Clear<'a>(&'a mut Snapshot);
+        impl KindVisitor for Clear<'_> {
+            type Output = ();
+            fn visit<K: Stored>(self) {
+                *K::objects_mut(self.0) = Objects::default();
+            }
+        }
+        self.installed.remove(&kind);
+        kind.visit(Clear(self));
+    }
+
     /// Whether objects of `kind` can exist: built-in, or its CRD is installed.
     pub fn is_installed(&self, kind: Kind) -> bool {
         kind.crd_name().is_none() || self.installed.contains(&kind)
@@ -404,47 +513,31 @@ impl Snapshot {
                 _ => "<unnamed>".to_owned(),
             }
         };
-        fn de<K: DeserializeOwned>(
-            v: serde_json::Value,
-            kind: Kind,
-            name: &str,
-        ) -> Result<Arc<K>, SnapshotError> {
-            serde_json::from_value(v)
-                .map(Arc::new)
-                .map_err(|source| SnapshotError::Invalid {
-                    kind: kind.to_string(),
-                    name: name.to_owned(),
-                    source,
-                })
+        struct Insert<'a> {
+            snapshot: &'a mut Snapshot,
+            value: serde_json::Value,
+            name: String,
         }
-        match kind {
-            Kind::Namespace => self.namespaces.insert(de(value, kind, &name)?),
-            Kind::NetworkPolicy => self.network_policies.insert(de(value, kind, &name)?),
-            Kind::Ingress => self.ingresses.insert(de(value, kind, &name)?),
-            Kind::Gateway => self.gateways.insert(de(value, kind, &name)?),
-            Kind::HttpRoute => self.http_routes.insert(de(value, kind, &name)?),
-            Kind::PersistentVolumeClaim => self
-                .persistent_volume_claims
-                .insert(de(value, kind, &name)?),
-            Kind::StorageClass => self.storage_classes.insert(de(value, kind, &name)?),
-            Kind::Pod => self.pods.insert(de(value, kind, &name)?),
-            Kind::ClusterRole => self.cluster_roles.insert(de(value, kind, &name)?),
-            Kind::ClusterRoleBinding => self.cluster_role_bindings.insert(de(value, kind, &name)?),
-            Kind::Role => self.roles.insert(de(value, kind, &name)?),
-            Kind::RoleBinding => self.role_bindings.insert(de(value, kind, &name)?),
-            Kind::Deployment => self.deployments.insert(de(value, kind, &name)?),
-            Kind::StatefulSet => self.stateful_sets.insert(de(value, kind, &name)?),
-            Kind::PodDisruptionBudget => {
-                self.pod_disruption_budgets.insert(de(value, kind, &name)?)
+        impl KindVisitor for Insert<'_> {
+            type Output = Result<(), SnapshotError>;
+            fn visit<K: Stored>(self) -> Self::Output {
+                let mut obj: K = serde_json::from_value(self.value).map_err(|source| {
+                    SnapshotError::Invalid {
+                        kind: K::KIND.to_string(),
+                        name: self.name,
+                        source,
+                    }
+                })?;
+                obj.trim();
+                K::objects_mut(self.snapshot).insert(Arc::new(obj));
+                Ok(())
             }
-            Kind::VeleroSchedule => self.velero_schedules.insert(de(value, kind, &name)?),
-            Kind::VeleroBackup => self.velero_backups.insert(de(value, kind, &name)?),
-            Kind::VeleroRestore => self.velero_restores.insert(de(value, kind, &name)?),
-            Kind::VeleroBackupStorageLocation => self
-                .velero_backup_storage_locations
-                .insert(de(value, kind, &name)?),
-            Kind::VolumeSnapshot => self.volume_snapshots.insert(de(value, kind, &name)?),
         }
+        kind.visit(Insert {
+            snapshot: self,
+            value,
+            name,
+        })?;
         if kind.crd_name().is_some() {
             // An object of the kind proves its CRD exists.
             self.installed.insert(kind);

@@ -294,24 +294,40 @@ async fn kubectl_explain_shows_the_field_docs() {
     let bin = std::process::Command::new(support::repo_root().join("hack/control-plane/build.sh"))
         .output()
         .unwrap();
-    let kubectl = std::path::PathBuf::from(String::from_utf8(bin.stdout).unwrap().trim()).join("kubectl");
+    let kubectl =
+        std::path::PathBuf::from(String::from_utf8(bin.stdout).unwrap().trim()).join("kubectl");
     let kubeconfig = support::control_plane().kubeconfig.clone();
     // The API server publishes a new CRD's OpenAPI a moment after Established.
-    let text = support::eventually("kubectl explain to know Control", Duration::from_secs(30), || {
-        let (kubectl, kubeconfig) = (kubectl.clone(), kubeconfig.clone());
-        async move {
-            let out = tokio::process::Command::new(&kubectl)
-                .args(["explain", "controls.spec.check.backup"])
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-                .await
-                .ok()?;
-            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-    })
+    let text = support::eventually(
+        "kubectl explain to know Control",
+        Duration::from_secs(30),
+        || {
+            let (kubectl, kubeconfig) = (kubectl.clone(), kubeconfig.clone());
+            async move {
+                let out = tokio::process::Command::new(&kubectl)
+                    .args(["explain", "controls.spec.check.backup"])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .output()
+                    .await
+                    .ok()?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+        },
+    )
     .await;
     assert!(text.contains("GROUP:      soc2-operator.dev"), "{text}");
-    assert!(text.contains("maxAge") && text.contains("Go duration"), "{text}");
-    assert!(text.contains("restoreTestedWithin") && text.contains("A1.3"), "{text}");
-    assert!(text.contains("velero.io/schedule-name"), "the rule is explained: {text}");
+    assert!(
+        text.contains("maxAge") && text.contains("Go duration"),
+        "{text}"
+    );
+    assert!(
+        text.contains("restoreTestedWithin") && text.contains("A1.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("velero.io/schedule-name"),
+        "the rule is explained: {text}"
+    );
 }

@@ -4,5 +4,6 @@
 
 mod admission;
 mod control_plane;
+mod operator;
 mod smoke;
 mod support;

@@ -11,6 +11,8 @@
 //! control plane instead (for example one from `make cluster-up`).
 #![allow(dead_code)]
 
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::LazyLock;
@@ -188,4 +190,32 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The directory of the control-plane binaries (kubectl, helm, …).
+pub fn bin_dir() -> PathBuf {
+    let out = Command::new(repo_root().join("hack/control-plane/build.sh"))
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs kubectl against `kubeconfig`; panics with its output on failure.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin_dir().join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

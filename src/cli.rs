@@ -1,0 +1,134 @@
+//! Command-line interface: `run` (the default), `crd`, `version`. Every `run`
+//! flag has an environment fallback (shown in `--help`).
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::controller::Config;
+
+/// SOC 2 controls as code for Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "soc2-operator", version = crate::VERSION, about)]
+pub struct Cli {
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Log format.
+    #[arg(long, global = true, env = "SOC2_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator (the default).
+    Run(RunArgs),
+    /// Print the Control CustomResourceDefinition as YAML.
+    Crd,
+    /// Print the version.
+    Version,
+}
+
+/// Flags of `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "SOC2_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Re-evaluate every Control at least this often (Go duration), for
+    /// time-based checks such as backup freshness.
+    #[arg(long, env = "SOC2_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Quiet time to batch a burst of changes before evaluating (Go duration).
+    #[arg(long, env = "SOC2_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// Elect a leader on a Lease; only the leader writes status and Events.
+    #[arg(long, env = "SOC2_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "SOC2_LEASE_NAME", default_value = "soc2-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Lease duration (Go duration): a crashed leader is replaced within it.
+    #[arg(long, env = "SOC2_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease (in a pod: its name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Manage only Controls matching this label selector (e.g. `shard=a`).
+    #[arg(long, env = "SOC2_CONTROL_SELECTOR")]
+    pub control_selector: Option<String>,
+    /// Read the API server's /metrics as evidence of Secret encryption (needs
+    /// `get` on the nonResourceURL /metrics).
+    #[arg(long, env = "SOC2_READ_APISERVER_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_apiserver_metrics: bool,
+    /// Stop when the parent process exits (for test harnesses and scripts that
+    /// start the operator as a child).
+    #[arg(long, env = "SOC2_EXIT_WITH_PARENT", hide = true)]
+    pub exit_with_parent: bool,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs::parse_from_env_and(&[])
+    }
+}
+
+impl RunArgs {
+    /// Parses `run` flags from `args` (plus the environment).
+    pub fn parse_from_env_and(args: &[&str]) -> Self {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let mut argv = vec!["run"];
+        argv.extend_from_slice(args);
+        Wrap::parse_from(argv).run
+    }
+
+    /// The operator configuration.
+    pub fn config(&self) -> Config {
+        Config {
+            metrics_addr: self.metrics_addr,
+            resync: self.resync_interval,
+            debounce: self.debounce,
+            leader_election: self.leader_election,
+            lease_name: self.lease_name.clone(),
+            lease_namespace: self.lease_namespace.clone(),
+            identity: self.identity.clone().unwrap_or_else(default_identity),
+            lease_duration: self.lease_duration,
+            control_selector: self.control_selector.clone(),
+            read_apiserver_metrics: self.read_apiserver_metrics,
+        }
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "soc2-operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Parses a Go duration (`10m`, `1h30m`, `250ms`) into a [`Duration`].
+///
+/// # Errors
+/// A message naming the accepted form.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::engine::parse_duration("duration", s)
+        .map_err(|e| e.message)
+        .and_then(|d| Duration::try_from(d).map_err(|e| e.to_string()))
+}

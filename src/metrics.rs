@@ -1,0 +1,289 @@
+//! Prometheus metrics of the operator (prefix `soc2_`, base units, bounded
+//! labels: control, category, severity, criterion, kind, reason).
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `soc2_control_compliant` | gauge | control, category, severity | 1 when the Control is compliant, 0 otherwise (absent while its spec is invalid) |
+//! | `soc2_control_violations` | gauge | control, category, severity | violations found (the true count, not capped) |
+//! | `soc2_control_resources_checked` | gauge | control | objects the last evaluation looked at |
+//! | `soc2_control_last_evaluation_timestamp_seconds` | gauge | control | Unix time of the last evaluation |
+//! | `soc2_control_ready` | gauge | control | 1 when the spec is valid and was evaluated |
+//! | `soc2_criterion_compliant` | gauge | criterion | 1 when every Control mapped to the TSC criterion is compliant |
+//! | `soc2_evaluation_duration_seconds` | histogram | | time of one Control's evaluation |
+//! | `soc2_reconcile_errors_total` | counter | reason | failed reconciliations by cause |
+//! | `soc2_watch_events_total` | counter | kind | watch events received |
+//! | `soc2_cache_objects` | gauge | kind | objects in the shared cache |
+//! | `soc2_status_writes_total` | counter | | status patches sent |
+//! | `soc2_leader` | gauge | | 1 while this replica holds the leader Lease |
+//! | `soc2_build_info` | gauge | version | always 1 |
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::api::Control;
+use crate::engine::{Evaluation, Verdict};
+
+/// The series labels a Control was last exported with, to remove them when the
+/// Control is deleted or its category or severity changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ControlLabels {
+    category: String,
+    severity: String,
+    criteria: Vec<String>,
+    /// `Some(compliant)` once evaluated with a valid spec.
+    compliant: Option<bool>,
+}
+
+/// The operator's metrics, registered in their own [`Registry`].
+pub struct Metrics {
+    registry: Registry,
+    control_compliant: GaugeVec,
+    control_violations: GaugeVec,
+    control_resources_checked: GaugeVec,
+    control_last_evaluation: GaugeVec,
+    control_ready: GaugeVec,
+    criterion_compliant: GaugeVec,
+    /// Duration of one evaluation, seconds.
+    pub evaluation_duration: Histogram,
+    /// Reconcile errors by reason.
+    pub reconcile_errors: IntCounterVec,
+    /// Watch events by kind.
+    pub watch_events: IntCounterVec,
+    /// Cached objects by kind.
+    pub cache_objects: IntGaugeVec,
+    /// Status patches sent.
+    pub status_writes: IntCounter,
+    /// 1 while leader.
+    pub leader: IntGauge,
+    controls: Mutex<BTreeMap<String, ControlLabels>>,
+}
+
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+impl Metrics {
+    /// Creates and registers every metric; `soc2_build_info{version}` is set to 1.
+    ///
+    /// # Panics
+    /// Never: names and labels are static and valid.
+    pub fn new(version: &str) -> Self {
+        let registry = Registry::new();
+        let m = Metrics {
+            control_compliant: gauge_vec(
+                "soc2_control_compliant",
+                "1 when the Control is compliant, 0 when not.",
+                &["control", "category", "severity"],
+            ),
+            control_violations: gauge_vec(
+                "soc2_control_violations",
+                "Violations found by the last evaluation of the Control.",
+                &["control", "category", "severity"],
+            ),
+            control_resources_checked: gauge_vec(
+                "soc2_control_resources_checked",
+                "Objects the last evaluation of the Control looked at.",
+                &["control"],
+            ),
+            control_last_evaluation: gauge_vec(
+                "soc2_control_last_evaluation_timestamp_seconds",
+                "Unix time of the last evaluation of the Control.",
+                &["control"],
+            ),
+            control_ready: gauge_vec(
+                "soc2_control_ready",
+                "1 when the Control's spec is valid and was evaluated.",
+                &["control"],
+            ),
+            criterion_compliant: gauge_vec(
+                "soc2_criterion_compliant",
+                "1 when every Control mapped to the SOC 2 criterion is compliant.",
+                &["criterion"],
+            ),
+            evaluation_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "soc2_evaluation_duration_seconds",
+                    "Time to evaluate one Control.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )
+            .expect("valid metric"),
+            reconcile_errors: IntCounterVec::new(
+                Opts::new(
+                    "soc2_reconcile_errors_total",
+                    "Failed reconciliations, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            watch_events: IntCounterVec::new(
+                Opts::new("soc2_watch_events_total", "Watch events received, by kind."),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            cache_objects: IntGaugeVec::new(
+                Opts::new(
+                    "soc2_cache_objects",
+                    "Objects in the shared cache, by kind.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            status_writes: IntCounter::new(
+                "soc2_status_writes_total",
+                "Control status patches sent to the API server.",
+            )
+            .expect("valid metric"),
+            leader: IntGauge::new(
+                "soc2_leader",
+                "1 while this replica holds the leader Lease and writes status.",
+            )
+            .expect("valid metric"),
+            controls: Mutex::new(BTreeMap::new()),
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new("soc2_build_info", "Build information; always 1."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[version]).set(1);
+        for c in [
+            Box::new(m.control_compliant.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.control_violations.clone()),
+            Box::new(m.control_resources_checked.clone()),
+            Box::new(m.control_last_evaluation.clone()),
+            Box::new(m.control_ready.clone()),
+            Box::new(m.criterion_compliant.clone()),
+            Box::new(m.evaluation_duration.clone()),
+            Box::new(m.reconcile_errors.clone()),
+            Box::new(m.watch_events.clone()),
+            Box::new(m.cache_objects.clone()),
+            Box::new(m.status_writes.clone()),
+            Box::new(m.leader.clone()),
+            Box::new(build_info),
+        ] {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+
+    /// Records an evaluation of `control`.
+    pub fn observe(&self, control: &Control, eval: &Evaluation) {
+        let name = control.metadata.name.clone().unwrap_or_default();
+        let labels = ControlLabels {
+            category: format!("{:?}", control.spec.category),
+            severity: format!("{:?}", control.spec.severity),
+            criteria: control.spec.criteria.clone(),
+            compliant: match eval.verdict {
+                Verdict::Compliant => Some(true),
+                Verdict::NonCompliant => Some(false),
+                Verdict::InvalidSpec => None,
+            },
+        };
+        let mut controls = self.controls.lock().expect("metrics lock");
+        if let Some(old) = controls.get(&name)
+            && (old.category != labels.category || old.severity != labels.severity)
+        {
+            self.remove_series(&name, old);
+        }
+        let l = [name.as_str(), &labels.category, &labels.severity];
+        match labels.compliant {
+            Some(c) => {
+                self.control_compliant
+                    .with_label_values(&l)
+                    .set(f64::from(u8::from(c)));
+                self.control_violations
+                    .with_label_values(&l)
+                    .set(eval.violations.len() as f64);
+            }
+            None => {
+                let _ = self.control_compliant.remove_label_values(&l);
+                let _ = self.control_violations.remove_label_values(&l);
+            }
+        }
+        self.control_ready
+            .with_label_values(&[&name])
+            .set(f64::from(u8::from(eval.invalid.is_none())));
+        self.control_resources_checked
+            .with_label_values(&[&name])
+            .set(eval.resources_checked as f64);
+        self.control_last_evaluation
+            .with_label_values(&[&name])
+            .set(eval.evaluated_at.as_millisecond() as f64 / 1000.0);
+        controls.insert(name, labels);
+        self.update_criteria(&controls);
+    }
+
+    /// Removes every series of the Control `name` (it was deleted).
+    pub fn forget(&self, name: &str) {
+        let mut controls = self.controls.lock().expect("metrics lock");
+        if let Some(old) = controls.remove(name) {
+            self.remove_series(name, &old);
+        }
+        self.update_criteria(&controls);
+    }
+
+    fn remove_series(&self, name: &str, old: &ControlLabels) {
+        let l = [name, old.category.as_str(), old.severity.as_str()];
+        let _ = self.control_compliant.remove_label_values(&l);
+        let _ = self.control_violations.remove_label_values(&l);
+        let _ = self.control_resources_checked.remove_label_values(&[name]);
+        let _ = self.control_last_evaluation.remove_label_values(&[name]);
+        let _ = self.control_ready.remove_label_values(&[name]);
+    }
+
+    /// `soc2_criterion_compliant`: 1 when every evaluated Control of the criterion
+    /// is compliant; a criterion without evaluated Controls has no series.
+    fn update_criteria(&self, controls: &BTreeMap<String, ControlLabels>) {
+        let mut by_criterion: BTreeMap<&str, bool> = BTreeMap::new();
+        for c in controls.values() {
+            let Some(compliant) = c.compliant else {
+                continue;
+            };
+            for cr in &c.criteria {
+                let e = by_criterion.entry(cr.as_str()).or_insert(true);
+                *e &= compliant;
+            }
+        }
+        let current: BTreeSet<String> = self
+            .criterion_compliant
+            .collect()
+            .iter()
+            .flat_map(|mf| mf.get_metric().iter())
+            .filter_map(|m| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == "criterion")
+                    .map(|l| l.value().to_owned())
+            })
+            .collect();
+        for stale in current
+            .iter()
+            .filter(|c| !by_criterion.contains_key(c.as_str()))
+        {
+            let _ = self.criterion_compliant.remove_label_values(&[stale]);
+        }
+        for (criterion, compliant) in by_criterion {
+            self.criterion_compliant
+                .with_label_values(&[criterion])
+                .set(f64::from(u8::from(compliant)));
+        }
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
