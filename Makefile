@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down
 
 all: test
 
@@ -35,3 +35,11 @@ crds:
 ## bench: criterion benchmarks (figures go in the closing notes, never into assertions)
 bench:
 	$(CARGO) bench --bench engine
+
+## demo: the main job on a local cluster with real workloads (see README)
+demo:
+	@hack/demo/up.sh
+
+## demo-down: stop the demo
+demo-down:
+	@hack/demo/down.sh
