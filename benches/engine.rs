@@ -6,7 +6,8 @@
 //! namespaces), an allow-from-ingress NetworkPolicy, a Deployment, a PodDisruptionBudget, a PersistentVolumeClaim, an
 //! Ingress with TLS, a Role, a RoleBinding, a VolumeSnapshot and, every fifth
 //! namespace, a StatefulSet; cluster-wide 300 ClusterRoles and bindings, three
-//! StorageClasses, Velero Schedules, Backups, Restores and a location.
+//! StorageClasses, 101 Velero Schedules with 3,000 Backups, a Restore and a
+//! location, 1,000 Gateways with redirect HTTPRoutes.
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -124,9 +125,11 @@ fn synthetic_snapshot() -> Snapshot {
         &mut s,
         json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation", "metadata": {"name": "default", "namespace": "velero"}, "spec": {"provider": "aws"}, "status": {"phase": "Available"}}),
     );
-    for sched in 0..10 {
+    // 100 schedules naming 100 namespaces each, 30 daily backups per schedule
+    // (3,000 backups), plus one glob schedule.
+    for sched in 0..100 {
         let included: Vec<String> = (0..NAMESPACES)
-            .filter(|i| i % 10 == sched)
+            .filter(|i| i % 100 == sched)
             .map(|i| format!("team-{i:05}"))
             .collect();
         let name = format!("daily-{sched}");
@@ -142,9 +145,25 @@ fn synthetic_snapshot() -> Snapshot {
             };
             add(
                 &mut s,
-                json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": format!("{name}-202605{:02}", day + 1), "namespace": "velero", "labels": {"velero.io/schedule-name": name}}, "spec": {}, "status": {"phase": phase, "completionTimestamp": format!("2026-05-{:02}T01:30:00Z", day + 1)}}),
+                json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": format!("{name}-202605{:02}", day + 1), "namespace": "velero", "labels": {"velero.io/schedule-name": name}}, "spec": {"includedNamespaces": included}, "status": {"phase": phase, "completionTimestamp": format!("2026-05-{:02}T01:30:00Z", day + 1)}}),
             );
         }
+    }
+    add(
+        &mut s,
+        json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "teams-weekly", "namespace": "velero"}, "spec": {"template": {"includedNamespaces": ["team-*"], "excludedNamespaces": ["team-0000?"]}}, "status": {"phase": "Enabled"}}),
+    );
+    // 1,000 Gateways with an HTTP and an HTTPS listener and a redirect route each.
+    for i in 0..1000 {
+        let ns = format!("team-{i:05}");
+        add(
+            &mut s,
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": ns}, "spec": {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}, {"name": "https", "protocol": "HTTPS", "port": 443}]}}),
+        );
+        add(
+            &mut s,
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "redirect", "namespace": ns}, "spec": {"parentRefs": [{"name": "gw", "sectionName": "http"}], "rules": [{"filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]}]}}),
+        );
     }
     add(
         &mut s,

@@ -142,21 +142,15 @@ where
     }
 }
 
-/// Parses a Go/Kubernetes duration string (`26h`, `90m`, `1h30m`, `1.5h`) for
-/// `field`. Zero and negative durations are rejected.
+/// Parses a Go/Kubernetes duration string as Go's `time.ParseDuration` does
+/// (`26h`, `90m`, `1h30m`, `1.5h`, `1.5h30m`, `300ms`; units `ns`, `us`/`µs`/`μs`,
+/// `ms`, `s`, `m`, `h`) for `field`. Zero and negative durations are rejected.
 ///
 /// # Errors
 /// [`InvalidSpec`] naming `field` when the string is not a positive duration.
 pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, InvalidSpec> {
-    let valid_syntax = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || "nsuµmh".contains(c));
-    let parsed = valid_syntax
-        .then(|| value.parse::<SignedDuration>().ok())
-        .flatten();
-    match parsed {
-        Some(d) if d.is_positive() => Ok(d),
+    match go_duration_nanos(value) {
+        Some(n) if n > 0 => Ok(SignedDuration::from_nanos(n)),
         Some(_) => Err(InvalidSpec::new(
             field,
             format!("duration {value:?} must be greater than zero"),
@@ -166,6 +160,100 @@ pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, Invali
             format!("{value:?} is not a Go duration such as \"26h\", \"90m\" or \"1h30m\""),
         )),
     }
+}
+
+/// Go's `time.ParseDuration` grammar, `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, in
+/// nanoseconds; `None` when malformed or beyond ±292 years. (The published Rust
+/// port slices strings at char counts and can panic on `µ`, so the grammar is
+/// implemented here.)
+fn go_duration_nanos(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: i128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let int: i128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok().filter(|v: &i128| *v < 1_i128 << 63)?
+        };
+        let mut value = int.checked_mul(scale)?;
+        if !frac_part.is_empty() {
+            // At most 18 fractional digits matter at nanosecond resolution.
+            let digits = &frac_part[..frac_part.len().min(18)];
+            let f: i128 = digits.parse().ok()?;
+            value += f * scale / 10_i128.pow(digits.len() as u32);
+        }
+        total = total.checked_add(value)?;
+        if total > i64::MAX as i128 {
+            return None;
+        }
+        rest = after;
+    }
+    let total = total as i64;
+    Some(if neg { -total } else { total })
+}
+
+/// The first `n` items joined with `, `, then "and N more" — for messages that
+/// must stay short whatever the cluster holds.
+pub fn list_some(items: &[String], n: usize) -> String {
+    let mut out = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        out.push_str(&format!(" and {} more", items.len() - n));
+    }
+    out
+}
+
+/// Longest violation message kept (bytes); longer ones are cut with `…`.
+pub const MAX_VIOLATION_MESSAGE: usize = 1024;
+
+/// Longest condition message (bytes): `metav1.Condition.message` allows 32768.
+pub const MAX_CONDITION_MESSAGE: usize = 32 * 1024;
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// Parses an RFC 3339 timestamp from cluster data.
@@ -212,10 +300,22 @@ fn evaluate_inner(
         namespaces: &namespaces,
         control_name: name,
     };
-    checks::evaluate(&control.spec.check, &cx)
+    let mut outcome = checks::evaluate(&control.spec.check, &cx)?;
+    if namespaces.is_empty() {
+        outcome.notes.push(
+            "no namespace is in scope (spec.scope): only cluster-scoped objects were checked"
+                .into(),
+        );
+    }
+    Ok(outcome)
 }
 
 fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
+    for v in &mut outcome.violations {
+        if v.message.len() > MAX_VIOLATION_MESSAGE {
+            v.message = truncate(&v.message, MAX_VIOLATION_MESSAGE);
+        }
+    }
     outcome.violations.sort();
     outcome.violations.dedup();
     outcome.evidence.sort();
@@ -252,7 +352,7 @@ fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
     Evaluation {
         verdict,
         reason,
-        message,
+        message: truncate(&message, MAX_CONDITION_MESSAGE),
         resources_checked: outcome.resources_checked,
         violations: outcome.violations,
         evidence: outcome.evidence,
@@ -391,7 +491,7 @@ impl Evaluation {
                 "EnforceNotSupported",
                 "mode Enforce is not implemented yet: the control is evaluated and reported (Audit) but nothing is enforced".to_owned(),
             ),
-            (None, Mode::Audit) => ("True", "Evaluated", self.notes.join("; ")),
+            (None, Mode::Audit) => ("True", "Evaluated", truncate(&self.notes.join("; "), MAX_CONDITION_MESSAGE)),
         };
         let ready_message = if self.invalid.is_none()
             && control.spec.mode == Mode::Enforce

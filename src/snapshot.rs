@@ -492,6 +492,13 @@ impl Snapshot {
                 o.entry("spec").or_insert_with(|| serde_json::json!({}));
             }
         }
+        if !kind.namespaced() {
+            // A cluster-scoped object has no namespace, whatever the manifest says
+            // (helm template output often sets one).
+            if let Some(m) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                m.remove("namespace");
+            }
+        }
         if kind.namespaced() {
             let meta = value
                 .as_object_mut()

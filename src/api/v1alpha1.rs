@@ -23,7 +23,7 @@ pub const CRITERION_PATTERN: &str = r"^(CC1\.[1-5]|CC2\.[1-3]|CC3\.[1-4]|CC4\.[1
 
 /// Regular expression for a Go/Kubernetes duration string as accepted by
 /// `time.ParseDuration` without sign (for example `26h`, `90m`, `1h30m`, `1.5h`).
-pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
+pub const DURATION_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$";
 
 /// The specification of a SOC 2 control: what it maps to and the one check that
 /// decides whether the cluster complies.
@@ -241,12 +241,13 @@ pub struct AtRestCheck {
 #[x_kube(validation = Rule::new("size(self.requiredParameters) > 0 || size(self.allowedProvisioners) > 0").message("set requiredParameters or allowedProvisioners"))]
 pub struct StorageClassEncryption {
     /// StorageClass `parameters` that must all be present with these values,
-    /// for example `encrypted: "true"` (AWS EBS CSI).
+    /// for example `encrypted: "true"` (AWS EBS CSI). At most 50.
     #[serde(default)]
+    #[schemars(extend("maxProperties" = 50))]
     pub required_parameters: BTreeMap<String, String>,
-    /// Provisioners that always encrypt (for example `pd.csi.storage.gke.io`).
+    /// Provisioners that always encrypt (for example `pd.csi.storage.gke.io`). At most 100.
     #[serde(default)]
-    #[schemars(inner(length(min = 1, max = 253)))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 253)))]
     pub allowed_provisioners: Vec<String>,
 }
 
@@ -280,21 +281,31 @@ pub struct RbacCheck {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
     pub allowed_subjects: Vec<SubjectMatcher>,
-    /// Allow subjects named `system:…` (built-in components) and ServiceAccounts in
-    /// `kube-system`; never `system:anonymous`, `system:unauthenticated` or
-    /// `system:authenticated`. Default true.
+    /// Allow the built-in control-plane identities: users
+    /// `system:kube-controller-manager`, `system:kube-scheduler`,
+    /// `system:kube-proxy`, `system:apiserver`, `system:volume-scheduler`,
+    /// `system:node:…`, group `system:nodes`, and ServiceAccounts of `kube-system`
+    /// (also as `system:serviceaccount:kube-system:…` or
+    /// `system:serviceaccounts:kube-system`). Never `system:anonymous`,
+    /// `system:unauthenticated`, `system:authenticated`, `system:serviceaccounts`
+    /// or ServiceAccounts of other namespaces. Default true.
     #[serde(default = "default_true")]
     pub allow_system_subjects: bool,
     /// Report `get`/`list`/`watch` on Secrets granted cluster-wide (ClusterRoleBinding).
     #[serde(default)]
     pub secrets_read_cluster_wide: bool,
-    /// Report any binding to `system:anonymous` or `system:unauthenticated`.
+    /// Report any binding to `system:anonymous` or `system:unauthenticated`
+    /// (except the bootstrap `system:public-info-viewer` binding while its role
+    /// grants only non-resource URLs such as `/healthz` and `/version`).
     #[serde(default)]
     pub anonymous_bindings: bool,
-    /// Report `*` in verbs or resources of roles not named `system:…`.
+    /// Report `*` in verbs or resources of roles, except the built-in
+    /// `cluster-admin` and roles named `system:…`.
     #[serde(default)]
     pub wildcard_rules: bool,
-    /// Report bound roles granting the escalation verbs `bind`, `escalate` or `impersonate`.
+    /// Report bound roles granting the escalation verbs `bind`/`escalate` on
+    /// roles or clusterroles, or `impersonate` on users, groups,
+    /// serviceaccounts, uids or userextras — by name or through `*`.
     #[serde(default)]
     pub escalation_verbs: bool,
 }
@@ -310,6 +321,7 @@ pub struct SubjectMatcher {
     pub name: String,
     /// For ServiceAccounts: the namespace; absent matches any namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
 }
 

@@ -3,34 +3,46 @@
 //!
 //! Rule (Velero `velero.io/v1` API): every in-scope namespace is covered by a
 //! Schedule that is enabled (`status.phase: Enabled`, `spec.paused` not true)
-//! and includes it (`spec.template.includedNamespaces` lists it, is `*`, or is
-//! empty — Velero's "all namespaces" — and `excludedNamespaces` does not); the
-//! newest Backup of that Schedule (label `velero.io/schedule-name`) with phase
-//! `Completed` finished (`status.completionTimestamp`) within `maxAge` and not in
-//! the future; the BackupStorageLocation it writes to is `Available`.
-//! `Schedule.status.lastBackup` is set when a backup is *created*, so it is
-//! never taken as evidence; `PartiallyFailed` and `Failed` are not success.
-//! Velero CRDs absent → NonCompliant, reason `BackupProviderNotInstalled`.
-use std::collections::HashSet;
+//! and includes it (`spec.template.includedNamespaces` lists it or a glob that
+//! matches it — `*`, `prod-*`, `ns?`, `[a-c]*` — or is empty, Velero's "all
+//! namespaces"; `excludedNamespaces` does not match it); the newest Backup of that
+//! Schedule (label `velero.io/schedule-name`) with phase `Completed` also
+//! includes the namespace, finished (`status.completionTimestamp`) within
+//! `maxAge` and not in the future, and its BackupStorageLocation (by name, or the
+//! one with `spec.default: true`) is `Available`. `Schedule.status.lastBackup`
+//! is set when a backup is *created*, so it is never taken as evidence;
+//! `PartiallyFailed` and `Failed` are not success. Velero CRDs absent →
+//! NonCompliant, reason `BackupProviderNotInstalled`.
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::{BackupCheck, Evidence, Verification};
-use crate::engine::{Context, InvalidSpec, Outcome, human, parse_duration, parse_time, violation};
-use crate::resources::velero::{Backup, SCHEDULE_NAME_LABEL, Schedule};
+use crate::engine::{
+    Context, InvalidSpec, Outcome, human, list_some, parse_duration, parse_time, violation,
+};
+use crate::resources::velero::{Backup, BackupTemplate, SCHEDULE_NAME_LABEL, Schedule};
 use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
 
-/// The storage location a backup uses when its spec names none.
+/// The storage location name a backup uses when neither it nor the default
+/// location names one.
 pub const DEFAULT_STORAGE_LOCATION: &str = "default";
+
+/// Most `VeleroBackup` evidence entries kept (one per healthy Schedule); the
+/// last entry says how many more there are.
+pub const MAX_EVIDENCE: usize = 20;
+
+/// The Velero kinds whose CRDs must exist.
+const VELERO_KINDS: [Kind; 3] = [
+    Kind::VeleroSchedule,
+    Kind::VeleroBackup,
+    Kind::VeleroBackupStorageLocation,
+];
 
 /// Kinds read: Velero Schedule, Backup, Restore, BackupStorageLocation; PVC and
 /// VolumeSnapshot with `volumeSnapshots`.
 pub fn kinds(spec: &BackupCheck) -> Vec<Kind> {
-    let mut k = vec![
-        Kind::VeleroSchedule,
-        Kind::VeleroBackup,
-        Kind::VeleroBackupStorageLocation,
-    ];
+    let mut k = VELERO_KINDS.to_vec();
     if spec.restore_tested_within.is_some() {
         k.push(Kind::VeleroRestore);
     }
@@ -40,48 +52,46 @@ pub fn kinds(spec: &BackupCheck) -> Vec<Kind> {
     k
 }
 
-/// The namespaces a Schedule's template covers, indexed for lookups.
-pub struct Coverage<'a> {
+/// The namespaces a backup template covers, per Velero's namespace filter:
+/// names and globs (`*`, `?`, `[...]`), empty includes meaning all.
+pub struct Coverage {
     all: bool,
-    included: HashSet<&'a str>,
-    excluded: HashSet<&'a str>,
+    included: Vec<glob::Pattern>,
+    excluded: Vec<glob::Pattern>,
 }
 
-impl<'a> Coverage<'a> {
-    /// Reads `spec.template.includedNamespaces` / `excludedNamespaces`.
-    pub fn of(schedule: &'a Schedule) -> Self {
-        let t = &schedule.spec.template;
-        let included: HashSet<&str> = t
-            .included_namespaces
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let excluded: HashSet<&str> = t
-            .excluded_namespaces
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
+fn patterns(list: Option<&Vec<String>>) -> Vec<glob::Pattern> {
+    list.into_iter()
+        .flatten()
+        .map(|p| {
+            glob::Pattern::new(p).unwrap_or_else(|_| {
+                glob::Pattern::new(&glob::Pattern::escape(p)).expect("escaped pattern")
+            })
+        })
+        .collect()
+}
+
+impl Coverage {
+    /// Reads `includedNamespaces` / `excludedNamespaces` of a template.
+    pub fn of(t: &BackupTemplate) -> Self {
+        let included = patterns(t.included_namespaces.as_ref());
         Coverage {
-            all: (included.is_empty() || included.contains("*")) && !excluded.contains("*"),
+            all: included.is_empty() || included.iter().any(|p| p.as_str() == "*"),
             included,
-            excluded,
+            excluded: patterns(t.excluded_namespaces.as_ref()),
         }
     }
 
-    /// Whether `namespace` is backed up: included (listed, `*`, or nothing
-    /// listed) and not excluded.
+    /// Whether `namespace` is backed up: included and not excluded.
     pub fn includes(&self, namespace: &str) -> bool {
-        (self.all || self.included.contains(namespace))
-            && !self.excluded.contains(namespace)
-            && !self.excluded.contains("*")
+        (self.all || self.included.iter().any(|p| p.matches(namespace)))
+            && !self.excluded.iter().any(|p| p.matches(namespace))
     }
 }
 
 /// Whether a Schedule's template includes `namespace` (see [`Coverage`]).
 pub fn includes(schedule: &Schedule, namespace: &str) -> bool {
-    Coverage::of(schedule).includes(namespace)
+    Coverage::of(&schedule.spec.template).includes(namespace)
 }
 
 /// Why a Schedule is not enabled, or `None` when it is.
@@ -92,7 +102,7 @@ pub fn not_enabled(schedule: &Schedule) -> Option<String> {
     match schedule.status.as_ref().and_then(|s| s.phase.as_deref()) {
         Some("Enabled") => None,
         Some(p) => Some(format!("phase {p}")),
-        None => Some("no status.phase (not yet validated by Velero)".into()),
+        None => Some("not yet validated by Velero (no status.phase)".into()),
     }
 }
 
@@ -115,61 +125,72 @@ pub fn age(completion: Option<&str>, now: Timestamp) -> Result<SignedDuration, S
     Ok(age)
 }
 
-/// The verdict for one schedule: `Ok(evidence)` when it has a fresh Completed
-/// backup on an Available location; `Err((reason, message))` otherwise.
-fn schedule_verdict(
-    cx: &Context,
-    schedule: &Schedule,
+/// One Schedule, judged once per evaluation.
+struct ScheduleView<'a> {
+    schedule: &'a Schedule,
+    coverage: Coverage,
+    disabled: Option<String>,
+    /// The newest Completed backup and its coverage, or why there is none.
+    newest: Result<(&'a Backup, Coverage), String>,
+    /// Freshness and location of `newest`: evidence, or why it does not count.
+    verdict: Result<Evidence, (&'static str, String)>,
+}
+
+fn phase(b: &Backup) -> String {
+    b.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "New".into())
+}
+
+fn judge<'a>(
+    cx: &Context<'a>,
+    schedule: &'a Schedule,
+    backups: &[&'a Backup],
     max_age: SignedDuration,
-) -> Result<Evidence, (&'static str, String)> {
+) -> ScheduleView<'a> {
     let sched_ns = namespace_of(schedule);
     let sched_name = name_of(schedule);
-    let mut backups: Vec<&Backup> = cx
-        .snapshot
-        .velero_backups
-        .in_namespace(sched_ns)
-        .iter()
-        .map(|b| b.as_ref())
-        .filter(|b| labels_of(*b).get(SCHEDULE_NAME_LABEL).map(String::as_str) == Some(sched_name))
-        .collect();
-    // Newest first by completion time, then name (Velero names backups by timestamp).
-    backups.sort_by(|a, b| {
-        let key = |x: &Backup| {
-            (
-                x.status
-                    .as_ref()
-                    .and_then(|s| s.completion_timestamp.as_deref())
-                    .and_then(parse_time),
-                name_of(x).to_owned(),
-            )
-        };
-        key(b).cmp(&key(a))
-    });
-    let phase = |b: &Backup| {
-        b.status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "New".into())
-    };
-    let Some(newest_ok) = backups.iter().find(|b| phase(b) == "Completed") else {
-        let seen: Vec<String> = backups
-            .iter()
-            .take(3)
-            .map(|b| format!("{} {}", name_of(*b), phase(b)))
-            .collect();
-        return Err((
-            "NoCompletedBackup",
-            if seen.is_empty() {
+    let newest = match backups.iter().find(|b| phase(b) == "Completed") {
+        Some(b) => Ok((*b, Coverage::of(&b.spec.template))),
+        None => {
+            let seen: Vec<String> = backups
+                .iter()
+                .take(3)
+                .map(|b| format!("{} {}", name_of(*b), phase(b)))
+                .collect();
+            Err(if seen.is_empty() {
                 format!("schedule {sched_ns}/{sched_name} has produced no backup")
             } else {
                 format!(
                     "schedule {sched_ns}/{sched_name} has no Completed backup (newest: {})",
                     seen.join(", ")
                 )
-            },
-        ));
+            })
+        }
     };
-    let completed_at = newest_ok
+    let verdict = match &newest {
+        Err(why) => Err(("NoCompletedBackup", why.clone())),
+        Ok((b, _)) => backup_verdict(cx, schedule, b, max_age),
+    };
+    ScheduleView {
+        coverage: Coverage::of(&schedule.spec.template),
+        disabled: not_enabled(schedule),
+        schedule,
+        newest,
+        verdict,
+    }
+}
+
+fn backup_verdict(
+    cx: &Context,
+    schedule: &Schedule,
+    backup: &Backup,
+    max_age: SignedDuration,
+) -> Result<Evidence, (&'static str, String)> {
+    let sched_ns = namespace_of(schedule);
+    let sched_name = name_of(schedule);
+    let completed_at = backup
         .status
         .as_ref()
         .and_then(|s| s.completion_timestamp.as_deref());
@@ -179,7 +200,7 @@ fn schedule_verdict(
                 "BackupNotFresh",
                 format!(
                     "newest Completed backup {} of schedule {sched_name} {why}",
-                    name_of(*newest_ok)
+                    name_of(backup)
                 ),
             ));
         }
@@ -188,7 +209,7 @@ fn schedule_verdict(
                 "BackupNotFresh",
                 format!(
                     "newest Completed backup {} of schedule {sched_name} finished {} ago, older than maxAge {}",
-                    name_of(*newest_ok),
+                    name_of(backup),
                     human(a),
                     human(max_age)
                 ),
@@ -196,41 +217,57 @@ fn schedule_verdict(
         }
         Ok(_) => {}
     }
-    let location = newest_ok
+    let named = backup
         .spec
         .template
         .storage_location
         .clone()
-        .or_else(|| schedule.spec.template.storage_location.clone())
-        .unwrap_or_else(|| DEFAULT_STORAGE_LOCATION.into());
-    let bsl_phase = cx
+        .or_else(|| schedule.spec.template.storage_location.clone());
+    let locations = cx
         .snapshot
         .velero_backup_storage_locations
-        .get(sched_ns, &location)
-        .map(|l| l.status.as_ref().and_then(|s| s.phase.clone()));
-    match bsl_phase {
-        None => Err((
+        .in_namespace(sched_ns);
+    let location = match &named {
+        Some(n) => locations.iter().find(|l| name_of(l.as_ref()) == n),
+        None => locations
+            .iter()
+            .find(|l| l.spec.default == Some(true))
+            .or_else(|| {
+                locations
+                    .iter()
+                    .find(|l| name_of(l.as_ref()) == DEFAULT_STORAGE_LOCATION)
+            }),
+    };
+    let location_name = named.unwrap_or_else(|| {
+        location.map_or(DEFAULT_STORAGE_LOCATION.to_owned(), |l| {
+            name_of(l.as_ref()).to_owned()
+        })
+    });
+    let Some(location) = location else {
+        return Err((
             "BackupLocationUnavailable",
             format!(
-                "BackupStorageLocation {sched_ns}/{location} used by schedule {sched_name} does not exist"
+                "BackupStorageLocation {sched_ns}/{location_name} used by schedule {sched_name} does not exist"
             ),
-        )),
-        Some(p) if p.as_deref() != Some("Available") => Err((
-            "BackupLocationUnavailable",
-            format!(
-                "BackupStorageLocation {sched_ns}/{location} used by schedule {sched_name} is {}",
-                p.unwrap_or_else(|| "not yet validated".into())
-            ),
-        )),
-        Some(_) => Ok(Evidence {
+        ));
+    };
+    match location.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Available") => Ok(Evidence {
             source: "VeleroBackup".into(),
             verification: Verification::Verified,
             message: format!(
-                "schedule {sched_ns}/{sched_name}: backup {} Completed at {}, location {location} Available",
-                name_of(*newest_ok),
+                "schedule {sched_ns}/{sched_name}: backup {} Completed at {}, location {location_name} Available",
+                name_of(backup),
                 completed_at.unwrap_or_default()
             ),
         }),
+        p => Err((
+            "BackupLocationUnavailable",
+            format!(
+                "BackupStorageLocation {sched_ns}/{location_name} used by schedule {sched_name} is {}",
+                p.unwrap_or("not yet validated")
+            ),
+        )),
     }
 }
 
@@ -247,13 +284,12 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
         .map(|d| parse_duration("spec.check.backup.restoreTestedWithin", d))
         .transpose()?;
     let mut out = Outcome::default();
-    let missing: Vec<String> = kinds(spec)
+    let missing: Vec<String> = VELERO_KINDS
         .into_iter()
-        .filter(|k| k.crd_name().is_some() && !cx.snapshot.is_installed(*k))
+        .filter(|k| !cx.snapshot.is_installed(*k))
         .map(|k| k.to_string())
         .collect();
-    let velero_missing = missing.iter().any(|k| k.ends_with("velero.io/v1"));
-    if velero_missing {
+    if !missing.is_empty() {
         out.blocking = Some((
             "BackupProviderNotInstalled".into(),
             format!(
@@ -263,74 +299,145 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
         ));
         return Ok(out);
     }
-    let schedules = &cx.snapshot.velero_schedules;
-    out.resources_checked += schedules.len() as u64;
-    // Verdict per schedule, computed once.
-    type ScheduleVerdict<'s> = (
-        &'s Schedule,
-        Coverage<'s>,
-        Option<String>,
-        Result<Evidence, (&'static str, String)>,
-    );
-    let verdicts: Vec<ScheduleVerdict> = schedules
-        .iter()
-        .map(|s| {
-            (
-                s.as_ref(),
-                Coverage::of(s),
-                not_enabled(s),
-                schedule_verdict(cx, s, max_age),
-            )
-        })
-        .collect();
-    for (_, _, disabled, v) in &verdicts {
-        if let (None, Ok(ev)) = (disabled, v) {
-            out.evidence.push(ev.clone());
+
+    // Backups grouped once by (namespace, schedule), newest completion first.
+    let mut by_schedule: HashMap<(&str, &str), Vec<&Backup>> = HashMap::new();
+    for b in cx.snapshot.velero_backups.iter() {
+        if let Some(s) = labels_of(b.as_ref()).get(SCHEDULE_NAME_LABEL) {
+            by_schedule
+                .entry((namespace_of(b.as_ref()), s.as_str()))
+                .or_default()
+                .push(b.as_ref());
         }
     }
+    for list in by_schedule.values_mut() {
+        list.sort_by_cached_key(|b| {
+            std::cmp::Reverse((
+                b.status
+                    .as_ref()
+                    .and_then(|s| s.completion_timestamp.as_deref())
+                    .and_then(parse_time),
+                name_of(*b).to_owned(),
+            ))
+        });
+    }
+    let views: Vec<ScheduleView> = cx
+        .snapshot
+        .velero_schedules
+        .iter()
+        .map(|s| {
+            let key = (namespace_of(s.as_ref()), name_of(s.as_ref()));
+            let backups = by_schedule.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            judge(cx, s, backups, max_age)
+        })
+        .collect();
+    out.resources_checked += views.len() as u64;
+
+    // Schedules that name namespaces explicitly are indexed by name; only the
+    // "all namespaces" and glob ones are tried against every namespace.
+    let mut named: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut broad: Vec<usize> = Vec::new();
+    for (i, v) in views.iter().enumerate() {
+        let t = &v.schedule.spec.template;
+        let literal = |p: &str| !p.contains(['*', '?', '['].as_ref());
+        match t.included_namespaces.as_deref() {
+            Some(list) if !list.is_empty() && list.iter().all(|p| literal(p)) => {
+                for n in list {
+                    named.entry(n.as_str()).or_default().push(i);
+                }
+            }
+            _ => broad.push(i),
+        }
+    }
+
+    let mut used: Vec<bool> = vec![false; views.len()];
     for ns_name in cx.namespaces {
         out.resources_checked += 1;
         let Some(ns) = cx.snapshot.namespaces.get("", ns_name) else {
             continue;
         };
-        let covering: Vec<_> = verdicts
-            .iter()
-            .filter(|(_, cov, _, _)| cov.includes(ns_name))
+        let covering: Vec<&ScheduleView> = named
+            .get(ns_name.as_str())
+            .into_iter()
+            .flatten()
+            .chain(broad.iter())
+            .map(|&i| &views[i])
+            .filter(|v| v.coverage.includes(ns_name))
             .collect();
-        let enabled: Vec<_> = covering.iter().filter(|(_, _, d, _)| d.is_none()).collect();
+        let enabled: Vec<&&ScheduleView> =
+            covering.iter().filter(|v| v.disabled.is_none()).collect();
         if enabled.is_empty() {
             let message = if covering.is_empty() {
                 "no Velero Schedule includes this namespace".to_owned()
             } else {
                 let why: Vec<String> = covering
                     .iter()
-                    .map(|(s, _, d, _)| {
+                    .map(|v| {
                         format!(
                             "{}/{} is {}",
-                            namespace_of(*s),
-                            name_of(*s),
-                            d.clone().unwrap_or_default()
+                            namespace_of(v.schedule),
+                            name_of(v.schedule),
+                            v.disabled.clone().unwrap_or_default()
                         )
                     })
                     .collect();
                 format!(
                     "no enabled Velero Schedule includes this namespace ({})",
-                    why.join("; ")
+                    list_some(&why, 3)
                 )
             };
             out.violations
                 .push(violation(ns.as_ref(), "NotCoveredBySchedule", message));
             continue;
         }
-        if enabled.iter().any(|(_, _, _, v)| v.is_ok()) {
-            continue;
+        let mut failure: Option<(&str, String)> = None;
+        let mut ok = false;
+        for v in &enabled {
+            match (&v.newest, &v.verdict) {
+                (Ok((b, cov)), _) if !cov.includes(ns_name) => {
+                    failure.get_or_insert((
+                        "NoCompletedBackup",
+                        format!(
+                            "the newest Completed backup {} of schedule {} does not include this namespace (the schedule changed since)",
+                            name_of(*b),
+                            name_of(v.schedule)
+                        ),
+                    ));
+                }
+                (_, Ok(_)) => {
+                    ok = true;
+                    if let Some(i) = views.iter().position(|x| std::ptr::eq(x, **v)) {
+                        used[i] = true;
+                    }
+                }
+                (_, Err((reason, message))) => {
+                    failure.get_or_insert((reason, message.clone()));
+                }
+            }
         }
-        let (reason, message) = enabled
-            .iter()
-            .find_map(|(_, _, _, v)| v.as_ref().err())
-            .cloned()
-            .unwrap_or(("NoCompletedBackup", String::new()));
-        out.violations.push(violation(ns.as_ref(), reason, message));
+        if !ok {
+            let (reason, message) = failure.unwrap_or(("NoCompletedBackup", String::new()));
+            out.violations.push(violation(ns.as_ref(), reason, message));
+        }
+    }
+    // Evidence: the healthy schedules that back up in-scope namespaces.
+    let evidence: Vec<Evidence> = views
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| **u)
+        .filter_map(|(v, _)| v.verdict.as_ref().ok().cloned())
+        .collect();
+    let total = evidence.len();
+    out.evidence.extend(evidence.into_iter().take(MAX_EVIDENCE));
+    if total > MAX_EVIDENCE {
+        out.evidence.push(Evidence {
+            source: "VeleroBackup".into(),
+            verification: Verification::Verified,
+            message: format!(
+                "and {} more schedules with a fresh Completed backup",
+                total - MAX_EVIDENCE
+            ),
+        });
     }
     if let Some(window) = restore_window {
         restores(cx, window, &mut out);
@@ -344,34 +451,49 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
 fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
     let restores = &cx.snapshot.velero_restores;
     out.resources_checked += restores.len() as u64;
-    let newest = restores
+    let completed: Vec<_> = restores
         .iter()
         .filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Completed"))
-        .filter_map(|r| {
-            let t = r.status.as_ref()?.completion_timestamp.as_deref()?;
-            Some((age(Some(t), cx.now).ok()?, r))
-        })
-        .min_by_key(|(a, _)| *a);
+        .collect();
+    let mut newest: Option<(SignedDuration, &str, &str)> = None;
+    let mut unusable: Vec<String> = Vec::new();
+    for r in &completed {
+        let t = r
+            .status
+            .as_ref()
+            .and_then(|s| s.completion_timestamp.as_deref());
+        match age(t, cx.now) {
+            Ok(a) => {
+                if newest.is_none_or(|(n, _, _)| a < n) {
+                    newest = Some((a, namespace_of(r.as_ref()), name_of(r.as_ref())));
+                }
+            }
+            Err(why) => unusable.push(format!("{} {why}", name_of(r.as_ref()))),
+        }
+    }
     match newest {
-        Some((a, r)) if a <= window => out.evidence.push(Evidence {
+        Some((a, ns, name)) if a <= window => out.evidence.push(Evidence {
             source: "VeleroRestore".into(),
             verification: Verification::Verified,
             message: format!(
-                "restore {}/{} Completed {} ago (within {})",
-                namespace_of(r.as_ref()),
-                name_of(r.as_ref()),
+                "restore {ns}/{name} Completed {} ago (within {})",
                 human(a),
                 human(window)
             ),
         }),
-        Some((a, r)) => out.violations.push(cx.control_violation(
+        Some((a, ns, name)) => out.violations.push(cx.control_violation(
             "NoRecentRestoreTest",
             format!(
-                "the newest Completed restore, {}/{}, finished {} ago, longer than restoreTestedWithin {}",
-                namespace_of(r.as_ref()),
-                name_of(r.as_ref()),
+                "the newest Completed restore, {ns}/{name}, finished {} ago, longer than restoreTestedWithin {}",
                 human(a),
                 human(window)
+            ),
+        )),
+        None if !unusable.is_empty() => out.violations.push(cx.control_violation(
+            "NoRecentRestoreTest",
+            format!(
+                "no Completed Velero Restore has a usable completion time: {}",
+                list_some(&unusable, 3)
             ),
         )),
         None => out.violations.push(cx.control_violation(
@@ -390,48 +512,47 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
         return;
     }
     for ns in cx.namespaces {
-        let snaps = cx.snapshot.volume_snapshots.in_namespace(ns);
+        let mut by_pvc: HashMap<&str, Vec<_>> = HashMap::new();
+        for s in cx.snapshot.volume_snapshots.in_namespace(ns) {
+            if let Some(p) = s.spec.source.persistent_volume_claim_name.as_deref() {
+                by_pvc.entry(p).or_default().push(s);
+            }
+        }
         for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
             out.resources_checked += 1;
             let pvc_name = name_of(pvc.as_ref());
             let mut reasons = Vec::new();
-            let fresh = snaps
-                .iter()
-                .filter(|s| s.spec.source.persistent_volume_claim_name.as_deref() == Some(pvc_name))
-                .any(|s| {
-                    let st = s.status.as_ref();
-                    if st.and_then(|s| s.ready_to_use) != Some(true) {
-                        reasons.push(format!("{} is not readyToUse", name_of(s.as_ref())));
-                        return false;
+            let fresh = by_pvc.get(pvc_name).into_iter().flatten().any(|s| {
+                let st = s.status.as_ref();
+                if st.and_then(|s| s.ready_to_use) != Some(true) {
+                    reasons.push(format!("{} is not readyToUse", name_of(s.as_ref())));
+                    return false;
+                }
+                match age(st.and_then(|s| s.creation_time.as_deref()), cx.now) {
+                    Ok(a) if a <= max_age => true,
+                    Ok(a) => {
+                        reasons.push(format!("{} is {} old", name_of(s.as_ref()), human(a)));
+                        false
                     }
-                    match age(st.and_then(|s| s.creation_time.as_deref()), cx.now) {
-                        Ok(a) if a <= max_age => true,
-                        Ok(a) => {
-                            reasons.push(format!("{} is {} old", name_of(s.as_ref()), human(a)));
-                            false
-                        }
-                        Err(why) => {
-                            reasons.push(format!("{} {why}", name_of(s.as_ref())));
-                            false
-                        }
+                    Err(why) => {
+                        reasons.push(format!("{} {why}", name_of(s.as_ref())));
+                        false
                     }
-                });
+                }
+            });
             if !fresh {
+                let detail = if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", list_some(&reasons, 3))
+                };
                 out.violations.push(violation(
                     pvc.as_ref(),
                     "NoRecentVolumeSnapshot",
-                    if reasons.is_empty() {
-                        format!(
-                            "no VolumeSnapshot of this PVC ready within maxAge {}",
-                            human(max_age)
-                        )
-                    } else {
-                        format!(
-                            "no VolumeSnapshot of this PVC ready within maxAge {} ({})",
-                            human(max_age),
-                            reasons.join("; ")
-                        )
-                    },
+                    format!(
+                        "no VolumeSnapshot of this PVC ready within maxAge {}{detail}",
+                        human(max_age)
+                    ),
                 ));
             }
         }

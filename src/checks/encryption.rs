@@ -16,7 +16,7 @@
 //! by a kube-apiserver mirror pod's `--encryption-provider-config`, or by the
 //! `apiserver_storage_transformation_operations_total` metric with a non-empty
 //! `transformer_prefix` for `to_storage`, or attested in the spec.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -26,15 +26,19 @@ use crate::api::{
     EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
     Verification,
 };
-use crate::engine::{Context, InvalidSpec, Outcome, violation};
-use crate::resources::gateway::{Gateway, HTTPRoute};
-use crate::snapshot::{Kind, name_of, namespace_of};
+use crate::engine::{Context, InvalidSpec, Outcome, list_some, violation};
+use crate::resources::gateway::{Gateway, HTTPRoute, Listener};
+use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
 
 /// Annotation marking the default StorageClass (and its beta predecessor).
 pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
     "storageclass.kubernetes.io/is-default-class",
     "storageclass.beta.kubernetes.io/is-default-class",
 ];
+
+/// The deprecated PVC annotation that Kubernetes still prefers over
+/// `spec.storageClassName`.
+pub const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
 
 /// The kube-apiserver flag that enables encryption at rest.
 pub const ENCRYPTION_FLAG: &str = "--encryption-provider-config";
@@ -116,13 +120,35 @@ fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
         );
         return;
     }
+    // HTTPRoutes indexed once by the Gateway they reference.
+    let mut routes: HashMap<(&str, &str), Vec<AttachedRoute>> = HashMap::new();
+    if spec.allow_http_redirect {
+        for r in cx.snapshot.http_routes.iter() {
+            for p in &r.spec.parent_refs {
+                if p.kind.as_deref().unwrap_or("Gateway") == "Gateway" {
+                    let ns = p.namespace.as_deref().unwrap_or(namespace_of(r.as_ref()));
+                    routes
+                        .entry((ns, p.name.as_str()))
+                        .or_default()
+                        .push((r.as_ref(), p.section_name.as_deref()));
+                }
+            }
+        }
+    }
     for ns in cx.namespaces {
         for gw in cx.snapshot.gateways.in_namespace(ns) {
             out.resources_checked += 1;
-            check_gateway(gw, spec, cx, out);
+            let attached = routes
+                .get(&(namespace_of(gw.as_ref()), name_of(gw.as_ref())))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            check_gateway(gw, spec, cx, attached, out);
         }
     }
 }
+
+/// An HTTPRoute and the listener (`sectionName`) it names, if any.
+type AttachedRoute<'a> = (&'a HTTPRoute, Option<&'a str>);
 
 fn check_ingress(ing: &Ingress, out: &mut Outcome) {
     let spec = ing.spec.as_ref();
@@ -148,69 +174,92 @@ fn check_ingress(ing: &Ingress, out: &mut Outcome) {
         .filter(|h| !tls_hosts.iter().any(|t| tls_covers(t, h)))
         .collect();
     if !uncovered.is_empty() {
-        let list: Vec<&str> = uncovered.into_iter().collect();
+        let list: Vec<String> = uncovered.into_iter().map(str::to_owned).collect();
         out.violations.push(violation(
             ing,
             "HostsWithoutTLS",
-            format!("host(s) not covered by spec.tls: {}", list.join(", ")),
+            format!("host(s) not covered by spec.tls: {}", list_some(&list, 10)),
         ));
     }
 }
 
-fn check_gateway(gw: &Gateway, spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
-    let ns = namespace_of(gw);
-    let gw_name = name_of(gw);
-    for l in &gw.spec.listeners {
-        match l.protocol.as_str() {
-            "HTTPS" | "TLS" => {}
-            "HTTP" if spec.allow_http_redirect && only_redirects(cx, ns, gw_name, &l.name) => {}
-            proto => out.violations.push(violation(
-                gw,
-                "PlaintextListener",
-                format!(
-                    "listener {:?} (port {}) uses protocol {proto}, not HTTPS or TLS{}",
-                    l.name,
-                    l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-                    if proto == "HTTP" && spec.allow_http_redirect {
-                        " (an attached HTTPRoute does more than redirect to https)"
-                    } else {
-                        ""
-                    }
-                ),
-            )),
+/// Whether a route in `route_ns` may attach to `listener` of `gw`
+/// (`allowedRoutes.namespaces.from`: `Same` by default, `All`, or `Selector`).
+fn route_allowed(cx: &Context, gw: &Gateway, listener: &Listener, route_ns: &str) -> bool {
+    let from = listener
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    match from.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
+        "All" => true,
+        "Selector" => {
+            let Some(sel) = from
+                .and_then(|n| n.selector.as_ref())
+                .and_then(|s| kube::core::Selector::try_from(s.clone()).ok())
+            else {
+                return false;
+            };
+            cx.snapshot
+                .namespaces
+                .get("", route_ns)
+                .is_some_and(|ns| kube::core::SelectorExt::matches(&sel, labels_of(ns.as_ref())))
         }
+        _ => route_ns == namespace_of(gw),
     }
 }
 
-/// True when at least one HTTPRoute attaches to the listener and every rule of
-/// every attached route redirects to `https`.
-fn only_redirects(cx: &Context, gw_ns: &str, gw_name: &str, listener: &str) -> bool {
-    let attached: Vec<&HTTPRoute> = cx
-        .snapshot
-        .http_routes
-        .iter()
-        .map(|r| r.as_ref())
-        .filter(|r| {
-            r.spec.parent_refs.iter().any(|p| {
-                p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
-                    && p.name == gw_name
-                    && p.namespace.as_deref().unwrap_or(namespace_of(*r)) == gw_ns
-                    && p.section_name.as_deref().is_none_or(|s| s == listener)
+fn check_gateway(
+    gw: &Gateway,
+    spec: &InTransitCheck,
+    cx: &Context,
+    routes: &[AttachedRoute],
+    out: &mut Outcome,
+) {
+    for l in &gw.spec.listeners {
+        let proto = l.protocol.as_str();
+        if proto == "HTTPS" || proto == "TLS" {
+            continue;
+        }
+        let mut why = String::new();
+        if proto == "HTTP" && spec.allow_http_redirect {
+            let attached: Vec<&HTTPRoute> = routes
+                .iter()
+                .filter(|(_, section)| section.is_none_or(|s| s == l.name))
+                .filter(|(r, _)| route_allowed(cx, gw, l, namespace_of(*r)))
+                .map(|(r, _)| *r)
+                .collect();
+            if !attached.is_empty() && attached.iter().all(|r| only_redirects(r)) {
+                continue;
+            }
+            why = if attached.is_empty() {
+                " (no HTTPRoute attached to it redirects to https)".into()
+            } else {
+                " (an attached HTTPRoute does more than redirect to https)".into()
+            };
+        }
+        out.violations.push(violation(
+            gw,
+            "PlaintextListener",
+            format!(
+                "listener {:?} (port {}) uses protocol {proto}, not HTTPS or TLS{why}",
+                l.name,
+                l.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+            ),
+        ));
+    }
+}
+
+/// True when every rule of the route redirects to `https`.
+fn only_redirects(r: &HTTPRoute) -> bool {
+    !r.spec.rules.is_empty()
+        && r.spec.rules.iter().all(|rule| {
+            rule.filters.iter().any(|f| {
+                f.type_ == "RequestRedirect"
+                    && f.request_redirect
+                        .as_ref()
+                        .and_then(|rr| rr.scheme.as_deref())
+                        == Some("https")
             })
-        })
-        .collect();
-    !attached.is_empty()
-        && attached.iter().all(|r| {
-            !r.spec.rules.is_empty()
-                && r.spec.rules.iter().all(|rule| {
-                    rule.filters.iter().any(|f| {
-                        f.type_ == "RequestRedirect"
-                            && f.request_redirect
-                                .as_ref()
-                                .and_then(|rr| rr.scheme.as_deref())
-                                == Some("https")
-                    })
-                })
         })
 }
 
@@ -246,7 +295,16 @@ fn storage_classes(
     }
     let classes = cx.snapshot.storage_classes.in_namespace("");
     out.resources_checked += classes.len() as u64;
-    let default = classes.iter().find(|c| is_default_class(c));
+    // Several defaults: Kubernetes uses the most recently created one.
+    let default = classes
+        .iter()
+        .filter(|c| is_default_class(c))
+        .max_by_key(|c| {
+            (
+                c.metadata.creation_timestamp.clone().map(|t| t.0),
+                name_of(c.as_ref()).to_owned(),
+            )
+        });
     let encrypting: Vec<&str> = classes
         .iter()
         .filter(|c| class_encrypts(spec, c))
@@ -262,10 +320,18 @@ fn storage_classes(
     for ns in cx.namespaces {
         for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
             out.resources_checked += 1;
+            // The beta annotation still wins over spec.storageClassName.
             let requested = pvc
-                .spec
+                .metadata
+                .annotations
                 .as_ref()
-                .and_then(|s| s.storage_class_name.as_deref());
+                .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
+                .map(String::as_str)
+                .or_else(|| {
+                    pvc.spec
+                        .as_ref()
+                        .and_then(|s| s.storage_class_name.as_deref())
+                });
             let class = match requested {
                 Some("") => {
                     out.violations.push(violation(
@@ -322,27 +388,54 @@ fn apiserver_pods<'a>(cx: &'a Context) -> impl Iterator<Item = &'a Pod> {
         })
 }
 
+/// Whether the pod runs kube-apiserver with a non-empty
+/// `--encryption-provider-config` (`--flag=value` or `--flag value`).
 fn has_encryption_flag(pod: &Pod) -> bool {
     pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| {
-        c.command
+        let argv: Vec<&String> = c
+            .command
             .iter()
             .flatten()
             .chain(c.args.iter().flatten())
-            .any(|a| a == ENCRYPTION_FLAG || a.starts_with(&format!("{ENCRYPTION_FLAG}=")))
+            .collect();
+        argv.iter()
+            .enumerate()
+            .any(|(i, a)| match a.strip_prefix(ENCRYPTION_FLAG) {
+                Some(rest) => match rest.strip_prefix('=') {
+                    Some(v) => !v.is_empty(),
+                    None => {
+                        rest.is_empty()
+                            && argv
+                                .get(i + 1)
+                                .is_some_and(|v| !v.is_empty() && !v.starts_with('-'))
+                    }
+                },
+                None => false,
+            })
     })
 }
 
 fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
-    // (a) The flag on a kube-apiserver mirror pod.
+    // (a) The flag on the kube-apiserver mirror pods: every replica, since a
+    // Secret written through one without it is stored in plain text.
     let pods: Vec<&Pod> = apiserver_pods(cx).collect();
     out.resources_checked += pods.len() as u64;
-    if let Some(p) = pods.iter().find(|p| has_encryption_flag(p)) {
+    let without: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|p| !has_encryption_flag(p))
+        .collect();
+    if !pods.is_empty() && without.is_empty() {
+        let names: Vec<String> = pods
+            .iter()
+            .map(|p| format!("kube-system/{}", name_of(*p)))
+            .collect();
         out.evidence.push(Evidence {
             source: "EncryptionProviderConfigFlag".into(),
             verification: Verification::Verified,
             message: format!(
-                "kube-system/{} runs kube-apiserver with {ENCRYPTION_FLAG}",
-                name_of(*p)
+                "{} run kube-apiserver with {ENCRYPTION_FLAG}",
+                list_some(&names, 5)
             ),
         });
         return;
@@ -352,7 +445,11 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
     if let Some(samples) = &cx.snapshot.storage_transformations {
         let to_storage: Vec<_> = samples
             .iter()
-            .filter(|s| s.transformation_type == "to_storage" && s.count > 0.0)
+            .filter(|s| {
+                s.transformation_type == "to_storage"
+                    && s.count > 0.0
+                    && (s.status == "OK" || s.status.is_empty())
+            })
             .collect();
         let prefixes: BTreeSet<&str> = to_storage
             .iter()
@@ -396,7 +493,7 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
             "SecretsNotEncrypted",
             "the API server writes to storage with the identity transformer (empty transformer_prefix): Secrets are stored unencrypted".to_owned(),
         )
-    } else if !pods.is_empty() {
+    } else if !without.is_empty() {
         (
             "SecretsNotEncrypted",
             format!("kube-apiserver runs without {ENCRYPTION_FLAG}"),
@@ -407,8 +504,11 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
             "no kube-apiserver pod with --encryption-provider-config, no encrypted writes in apiserver_storage_transformation_operations_total, and no attestation in spec.check.encryption.atRest.secrets".to_owned(),
         )
     };
-    match pods.first() {
-        Some(p) if !identity_only => out.violations.push(violation(*p, reason, message)),
-        _ => out.violations.push(cx.control_violation(reason, message)),
+    if identity_only || without.is_empty() {
+        out.violations.push(cx.control_violation(reason, message));
+    } else {
+        for p in without {
+            out.violations.push(violation(p, reason, message.clone()));
+        }
     }
 }

@@ -17,16 +17,24 @@ use crate::api::{RbacCheck, SubjectKind, SubjectMatcher};
 use crate::engine::{Context, InvalidSpec, Outcome, parse_selector, violation};
 use crate::snapshot::{Kind, labels_of, name_of};
 
-/// The annotation the API server sets on the roles and bindings of its bootstrap
-/// policy (`rbac.authorization.kubernetes.io/autoupdate: "true"`).
-pub const BOOTSTRAP_ANNOTATION: &str = "rbac.authorization.kubernetes.io/autoupdate";
-
 /// Subjects that are never allowed to hold admin rights, even with
-/// `allowSystemSubjects`.
-pub const ANONYMOUS_SUBJECTS: [&str; 3] = [
+/// `allowSystemSubjects`: anonymous, unauthenticated and all-authenticated
+/// requests, and every ServiceAccount of the cluster as a group.
+pub const ANONYMOUS_SUBJECTS: [&str; 4] = [
     "system:anonymous",
     "system:unauthenticated",
     "system:authenticated",
+    "system:serviceaccounts",
+];
+
+/// Users of the built-in control-plane components (Kubernetes "Core component
+/// roles"), allowed with `allowSystemSubjects`.
+pub const SYSTEM_COMPONENT_USERS: [&str; 5] = [
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+    "system:kube-proxy",
+    "system:apiserver",
+    "system:volume-scheduler",
 ];
 
 /// Kinds read: ClusterRole, ClusterRoleBinding, Role, RoleBinding.
@@ -63,11 +71,37 @@ fn reads_secrets(rule: &PolicyRule) -> bool {
         && ["get", "list", "watch"].iter().any(|v| has(&rule.verbs, v))
 }
 
+/// The escalation verbs a rule grants (RBAC good practices: "Escalation
+/// verbs"): `bind`/`escalate` on roles or clusterroles of
+/// `rbac.authorization.k8s.io`, `impersonate` on users, groups, serviceaccounts,
+/// uids or userextras — named, or through `*` verbs, resources or API groups.
 fn escalation_verbs(rule: &PolicyRule) -> Vec<&'static str> {
-    ["bind", "escalate", "impersonate"]
-        .into_iter()
-        .filter(|v| rule.verbs.iter().any(|have| have == v))
-        .collect()
+    let groups = rule.api_groups.as_deref().unwrap_or(&[]);
+    let resources = rule.resources.as_deref().unwrap_or(&[]);
+    let any_resource = |names: &[&str]| {
+        resources.iter().any(|r| {
+            let base = r.split('/').next().unwrap_or(r);
+            base == "*" || names.contains(&base)
+        })
+    };
+    let mut out = Vec::new();
+    if has(groups, "rbac.authorization.k8s.io") && any_resource(&["roles", "clusterroles"]) {
+        out.extend(
+            ["bind", "escalate"]
+                .into_iter()
+                .filter(|v| has(&rule.verbs, v)),
+        );
+    }
+    let impersonation_group = groups
+        .iter()
+        .any(|g| g == "*" || g.is_empty() || g == "authentication.k8s.io");
+    if impersonation_group
+        && any_resource(&["users", "groups", "serviceaccounts", "uids", "userextras"])
+        && has(&rule.verbs, "impersonate")
+    {
+        out.push("impersonate");
+    }
+    out
 }
 
 /// Whether a subject matches an allow-list entry (`name` exact or `prefix*`).
@@ -90,16 +124,28 @@ pub fn subject_matches(m: &SubjectMatcher, s: &Subject) -> bool {
 }
 
 /// Whether `s` may hold admin rights under `spec`'s allow-list: group
-/// `system:masters`; with `allowSystemSubjects`, `system:…` users and groups
-/// (except anonymous and all-authenticated) and ServiceAccounts in
-/// `kube-system`; and every `allowedSubjects` entry.
+/// `system:masters`; with `allowSystemSubjects`, the built-in components —
+/// users in [`SYSTEM_COMPONENT_USERS`], nodes (`system:node:…`, group
+/// `system:nodes`) and ServiceAccounts of `kube-system` (as a subject, as user
+/// `system:serviceaccount:kube-system:…` or group
+/// `system:serviceaccounts:kube-system`) — never [`ANONYMOUS_SUBJECTS`] nor
+/// ServiceAccounts of other namespaces; and every `allowedSubjects` entry.
 pub fn allowed(spec: &RbacCheck, s: &Subject) -> bool {
     if s.kind == "Group" && s.name == "system:masters" {
         return true;
     }
     if spec.allow_system_subjects && !ANONYMOUS_SUBJECTS.contains(&s.name.as_str()) {
-        let system_sa = s.kind == "ServiceAccount" && s.namespace.as_deref() == Some("kube-system");
-        if system_sa || (s.kind != "ServiceAccount" && s.name.starts_with("system:")) {
+        let builtin = match s.kind.as_str() {
+            "ServiceAccount" => s.namespace.as_deref() == Some("kube-system"),
+            "User" => {
+                SYSTEM_COMPONENT_USERS.contains(&s.name.as_str())
+                    || s.name.starts_with("system:node:")
+                    || s.name.starts_with("system:serviceaccount:kube-system:")
+            }
+            "Group" => s.name == "system:nodes" || s.name == "system:serviceaccounts:kube-system",
+            _ => false,
+        };
+        if builtin {
             return true;
         }
     }
@@ -149,11 +195,24 @@ pub fn effective_cluster_role_rules<'a>(
 }
 
 /// What a role grants, as far as this check cares.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct RoleFacts {
     admin: bool,
     secrets: bool,
     escalation: BTreeSet<&'static str>,
+    /// Every rule is a nonResourceURLs rule.
+    non_resource_only: bool,
+}
+
+impl Default for RoleFacts {
+    fn default() -> Self {
+        RoleFacts {
+            admin: false,
+            secrets: false,
+            escalation: BTreeSet::new(),
+            non_resource_only: true,
+        }
+    }
 }
 
 fn facts<'a>(rules: impl IntoIterator<Item = &'a PolicyRule>) -> RoleFacts {
@@ -162,6 +221,7 @@ fn facts<'a>(rules: impl IntoIterator<Item = &'a PolicyRule>) -> RoleFacts {
         f.admin |= is_wildcard_admin(r);
         f.secrets |= reads_secrets(r);
         f.escalation.extend(escalation_verbs(r));
+        f.non_resource_only &= r.resources.as_ref().is_none_or(|x| x.is_empty());
     }
     f
 }
@@ -205,22 +265,36 @@ fn bound_facts(
     }
 }
 
-fn is_system_role(
+/// Built-in roles by name: `system:…` and `cluster-admin` (Kubernetes
+/// "Default roles and role bindings"). Annotations are not trusted: anyone who
+/// can write RBAC can set them.
+fn is_system_role(name: &str) -> bool {
+    name.starts_with("system:") || name == "cluster-admin"
+}
+
+/// The one bootstrap binding that deliberately serves unauthenticated requests:
+/// `system:public-info-viewer` (health and version endpoints only). It is
+/// exempt from `anonymousBindings` only while its role grants nothing but
+/// non-resource URLs.
+fn is_public_info_binding(
     name: &str,
-    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    role_ref: &RoleRef,
+    cluster: &BTreeMap<&str, RoleFacts>,
 ) -> bool {
-    name.starts_with("system:")
-        || annotations
-            .and_then(|a| a.get(BOOTSTRAP_ANNOTATION))
-            .is_some_and(|v| v == "true")
+    name == "system:public-info-viewer"
+        && role_ref.kind == "ClusterRole"
+        && role_ref.name == "system:public-info-viewer"
+        && cluster
+            .get("system:public-info-viewer")
+            .is_none_or(|f| f.non_resource_only)
 }
 
 struct BindingView<'a> {
+    name: &'a str,
     subjects: &'a [Subject],
     role_ref: &'a RoleRef,
     namespace: &'a str,
     cluster_wide: bool,
-    bootstrap: bool,
 }
 
 /// Evaluates RBAC bindings and, optionally, roles.
@@ -233,11 +307,11 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
     for crb in cx.snapshot.cluster_role_bindings.iter() {
         out.resources_checked += 1;
         let view = BindingView {
+            name: name_of(crb.as_ref()),
             subjects: crb.subjects.as_deref().unwrap_or(&[]),
             role_ref: &crb.role_ref,
             namespace: "",
             cluster_wide: true,
-            bootstrap: is_system_role(name_of(crb.as_ref()), crb.metadata.annotations.as_ref()),
         };
         check_binding(spec, cx, &cluster, &view, &mut out, |reason, msg| {
             violation(crb.as_ref(), reason, msg)
@@ -247,11 +321,11 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
         for rb in cx.snapshot.role_bindings.in_namespace(ns) {
             out.resources_checked += 1;
             let view = BindingView {
+                name: name_of(rb.as_ref()),
                 subjects: rb.subjects.as_deref().unwrap_or(&[]),
                 role_ref: &rb.role_ref,
                 namespace: ns,
                 cluster_wide: false,
-                bootstrap: is_system_role(name_of(rb.as_ref()), rb.metadata.annotations.as_ref()),
             };
             check_binding(spec, cx, &cluster, &view, &mut out, |reason, msg| {
                 violation(rb.as_ref(), reason, msg)
@@ -261,7 +335,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
     if spec.wildcard_rules {
         for cr in cx.snapshot.cluster_roles.iter() {
             out.resources_checked += 1;
-            if is_system_role(name_of(cr.as_ref()), cr.metadata.annotations.as_ref()) {
+            if is_system_role(name_of(cr.as_ref())) {
                 continue;
             }
             if let Some(what) = wildcard(cr.rules.iter().flatten()) {
@@ -272,7 +346,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
         for ns in cx.namespaces {
             for r in cx.snapshot.roles.in_namespace(ns) {
                 out.resources_checked += 1;
-                if name_of(r.as_ref()).starts_with("system:") {
+                if is_system_role(name_of(r.as_ref())) {
                     continue;
                 }
                 if let Some(what) = wildcard(r.rules.iter().flatten()) {
@@ -311,7 +385,7 @@ fn check_binding(
     out: &mut Outcome,
     make: impl Fn(&str, String) -> crate::api::Violation,
 ) {
-    if spec.anonymous_bindings && !b.bootstrap {
+    if spec.anonymous_bindings && !is_public_info_binding(b.name, b.role_ref, cluster) {
         for s in b.subjects {
             let anon = (s.kind == "User" && s.name == "system:anonymous")
                 || (s.kind == "Group" && s.name == "system:unauthenticated");

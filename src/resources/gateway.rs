@@ -32,6 +32,30 @@ pub struct Listener {
     /// Network port.
     #[serde(default)]
     pub port: Option<i32>,
+    /// Which routes may attach.
+    #[serde(default)]
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// `Gateway.spec.listeners[].allowedRoutes`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedRoutes {
+    /// Namespaces routes may attach from.
+    #[serde(default)]
+    pub namespaces: Option<RouteNamespaces>,
+}
+
+/// `allowedRoutes.namespaces`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteNamespaces {
+    /// `Same` (default), `All` or `Selector`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// With `from: Selector`: the namespaces' labels.
+    #[serde(default)]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// `HTTPRoute.spec`.

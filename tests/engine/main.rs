@@ -8,6 +8,7 @@ mod encryption;
 mod engine;
 mod network_policy;
 mod rbac;
+mod regressions;
 
 pub mod util {
     use jiff::Timestamp;
