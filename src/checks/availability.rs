@@ -14,7 +14,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::AvailabilityCheck;
-use crate::api::Violation;
 use crate::engine::{Context, InvalidSpec, Outcome, violation};
 use crate::snapshot::{Kind, name_of};
 
@@ -33,15 +32,18 @@ fn pdb_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
     Selector::try_from(sel).ok()
 }
 
-/// Checks one workload; `make` builds a violation of that workload.
-fn check_workload(
+/// Checks one workload (`obj`, with its `spec.replicas` and pod template).
+fn check_workload<K: kube::Resource<DynamicType = ()>>(
     spec: &AvailabilityCheck,
+    obj: &K,
     replicas: Option<i32>,
-    template: &PodTemplateSpec,
+    template: Option<&PodTemplateSpec>,
     pdbs: &[(String, Selector)],
     out: &mut Outcome,
-    make: impl Fn(&str, String) -> Violation,
 ) {
+    let make = |reason: &str, message: String| violation(obj, reason, message);
+    let default_template = PodTemplateSpec::default();
+    let template = template.unwrap_or(&default_template);
     out.resources_checked += 1;
     let replicas = replicas.unwrap_or(1);
     if replicas < spec.min_replicas {
@@ -97,7 +99,6 @@ pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, Inval
         ));
     }
     let mut out = Outcome::default();
-    let default_template = PodTemplateSpec::default();
     for ns in cx.namespaces {
         let pdbs: Vec<(String, Selector)> = cx
             .snapshot
@@ -109,25 +110,13 @@ pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, Inval
         out.resources_checked += pdbs.len() as u64;
         for d in cx.snapshot.deployments.in_namespace(ns) {
             let s = d.spec.as_ref();
-            check_workload(
-                spec,
-                s.and_then(|s| s.replicas),
-                s.map_or(&default_template, |s| &s.template),
-                &pdbs,
-                &mut out,
-                |r, m| violation(d.as_ref(), r, m),
-            );
+            let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
+            check_workload(spec, d.as_ref(), replicas, template, &pdbs, &mut out);
         }
         for st in cx.snapshot.stateful_sets.in_namespace(ns) {
             let s = st.spec.as_ref();
-            check_workload(
-                spec,
-                s.and_then(|s| s.replicas),
-                s.map_or(&default_template, |s| &s.template),
-                &pdbs,
-                &mut out,
-                |r, m| violation(st.as_ref(), r, m),
-            );
+            let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
+            check_workload(spec, st.as_ref(), replicas, template, &pdbs, &mut out);
         }
     }
     Ok(out)

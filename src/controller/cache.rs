@@ -16,7 +16,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use tokio::sync::RwLock;
 use tracing::{debug, info, warn};
 
 use super::Shared;
@@ -97,10 +96,6 @@ impl KindVisitor for Spawn {
     }
 }
 
-async fn objects_of<K: Stored>(snapshot: &RwLock<Snapshot>) -> usize {
-    K::objects(&*snapshot.read().await).len()
-}
-
 /// Runs one kind's watch until aborted, applying events to the snapshot.
 async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let client: Client = shared.client.clone();
@@ -154,39 +149,50 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                 shared.kind_changed(kind).await;
             }
             watcher::Event::Apply(g) => {
-                let name = g.meta().name.clone().unwrap_or_default();
-                let ns = g.meta().namespace.clone().unwrap_or_default();
-                {
-                    let mut snap = shared.snapshot.write().await;
-                    match accept(&shared, g) {
-                        Some(obj) => K::objects_mut(&mut snap).insert(Arc::new(obj)),
-                        None => {
-                            K::objects_mut(&mut snap).remove(&ns, &name);
-                        }
+                let (ns, name) = key(&g);
+                let obj = accept(&shared, g);
+                let mut snap = shared.snapshot.write().await;
+                match obj {
+                    Some(obj) => K::objects_mut(&mut snap).insert(Arc::new(obj)),
+                    // It no longer deserializes: drop the stale copy.
+                    None => {
+                        K::objects_mut(&mut snap).remove(&ns, &name);
                     }
                 }
-                let n = objects_of::<K>(&shared.snapshot).await;
-                shared
-                    .metrics
-                    .cache_objects
-                    .with_label_values(&[label])
-                    .set(n as i64);
-                shared.kind_changed(kind).await;
+                changed::<K>(&shared, snap, label).await;
             }
             watcher::Event::Delete(g) => {
-                let name = g.meta().name.clone().unwrap_or_default();
-                let ns = g.meta().namespace.clone().unwrap_or_default();
-                K::objects_mut(&mut *shared.snapshot.write().await).remove(&ns, &name);
-                let n = objects_of::<K>(&shared.snapshot).await;
-                shared
-                    .metrics
-                    .cache_objects
-                    .with_label_values(&[label])
-                    .set(n as i64);
-                shared.kind_changed(kind).await;
+                let (ns, name) = key(&g);
+                let mut snap = shared.snapshot.write().await;
+                K::objects_mut(&mut snap).remove(&ns, &name);
+                changed::<K>(&shared, snap, label).await;
             }
         }
     }
+}
+
+fn key<K: Stored>(g: &DeserializeGuard<K>) -> (String, String) {
+    let m = g.meta();
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}
+
+/// After one object changed: the cache-size gauge and the dependent Controls.
+async fn changed<K: Stored>(
+    shared: &Shared,
+    snap: tokio::sync::RwLockWriteGuard<'_, Snapshot>,
+    label: &str,
+) {
+    let n = K::objects(&snap).len();
+    drop(snap);
+    shared
+        .metrics
+        .cache_objects
+        .with_label_values(&[label])
+        .set(n as i64);
+    shared.kind_changed(K::KIND).await;
 }
 
 use kube::Resource;
