@@ -335,7 +335,7 @@ fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
         let n = outcome.violations.len();
         let first: Vec<String> = outcome.violations.iter().take(3).map(describe).collect();
         let more = if n > 3 {
-            format!(" and {} more", n - 3)
+            format!("; and {} more violations", n - 3)
         } else {
             String::new()
         };

@@ -38,7 +38,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(format: LogFormat, args: RunArgs) -> std::process::ExitCode {
     init_logs(format);
-    let client = match kube::Client::try_default().await {
+    let client = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no Kubernetes client configuration (KUBECONFIG or in-cluster)");

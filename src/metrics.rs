@@ -155,6 +155,18 @@ impl Metrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[version]).set(1);
+        // Export the error counters at 0 from the start, so that rate() and
+        // alerts work before the first error.
+        for reason in [
+            "StatusPatch",
+            "Event",
+            "Timeout",
+            "WatchError",
+            "InvalidObject",
+            "APIServerMetrics",
+        ] {
+            m.reconcile_errors.with_label_values(&[reason]);
+        }
         for c in [
             Box::new(m.control_compliant.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.control_violations.clone()),

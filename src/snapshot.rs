@@ -160,6 +160,7 @@ impl std::fmt::Display for Kind {
 pub trait Stored:
     kube::Resource<DynamicType = ()>
     + Clone
+    + PartialEq
     + DeserializeOwned
     + std::fmt::Debug
     + Send
@@ -180,9 +181,11 @@ pub trait Stored:
     }
 }
 
-/// Drops `managedFields` and the last-applied annotation from `meta`.
+/// Drops `managedFields`, the last-applied annotation and `resourceVersion`
+/// from `meta` (a write that changes only those is not a change to the checks).
 pub fn trim_metadata(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
     meta.managed_fields = None;
+    meta.resource_version = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove(LAST_APPLIED_ANNOTATION);
         if a.is_empty() {
@@ -432,6 +435,12 @@ impl Snapshot {
 
     /// Records that the CRD providing `kind` was removed, and drops its objects.
     pub fn mark_uninstalled(&mut self, kind: Kind) {
+        self.installed.remove(&kind);
+        self.clear(kind);
+    }
+
+    /// Drops every object of `kind`.
+    pub fn clear(&mut self, kind: Kind) {
         struct Clear<'a>(&'a mut Snapshot);
         impl KindVisitor for Clear<'_> {
             type Output = ();
@@ -439,7 +448,6 @@ impl Snapshot {
                 *K::objects_mut(self.0) = Objects::default();
             }
         }
-        self.installed.remove(&kind);
         kind.visit(Clear(self));
     }
 

@@ -71,7 +71,8 @@ pub struct ControlSpec {
     #[schemars(length(max = 4096))]
     pub description: Option<String>,
 
-    /// How serious a violation is; drives alert severity and `check --fail-on`.
+    /// How serious a violation is (`Low` < `Medium` < `High` < `Critical`);
+    /// exported as the `severity` label of the control's metrics.
     pub severity: Severity,
 
     /// `Audit` (default) reports violations. `Enforce` is accepted but not
@@ -390,7 +391,7 @@ fn default_min_replicas() -> i32 {
 
 /// The observed state of a Control, written by the operator with server-side
 /// apply (field manager `soc2-operator`). Small by design: counts, at most
-/// [`MAX_STATUS_VIOLATIONS`] violations, and evidence.
+/// 100 violations, and evidence.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ControlStatus {
@@ -405,11 +406,11 @@ pub struct ControlStatus {
     /// Counts of the last evaluation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
-    /// The first violations, sorted by namespace, kind and name; at most
-    /// [`MAX_STATUS_VIOLATIONS`]. `summary.violations` has the true count.
+    /// The first violations, sorted by namespace, kind, name and reason; at
+    /// most 100. `summary.violations` has the true count.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
-    /// True when `violations` was cut to [`MAX_STATUS_VIOLATIONS`] entries.
+    /// True when `violations` was cut to 100 entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub violations_truncated: bool,
     /// What the verdict rests on, where the check has evidence (for example which

@@ -118,8 +118,7 @@ pub fn age(completion: Option<&str>, now: Timestamp) -> Result<SignedDuration, S
     let age = now.duration_since(t);
     if age.is_negative() {
         return Err(format!(
-            "finished at {raw}, {} in the future (clock skew between Velero and this operator?): not counted as fresh",
-            human(-age)
+            "finished at {raw}, in the future of this operator's clock (clock skew between Velero and this operator?): not counted as fresh"
         ));
     }
     Ok(age)
@@ -204,13 +203,13 @@ fn backup_verdict(
                 ),
             ));
         }
-        Ok(a) if a > max_age => {
+        Ok(age) if age > max_age => {
             return Err((
                 "BackupNotFresh",
                 format!(
-                    "newest Completed backup {} of schedule {sched_name} finished {} ago, older than maxAge {}",
+                    "newest Completed backup {} of schedule {sched_name} finished at {}, older than maxAge {}",
                     name_of(backup),
-                    human(a),
+                    completed_at.unwrap_or_default(),
                     human(max_age)
                 ),
             ));
@@ -455,7 +454,7 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
         .iter()
         .filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Completed"))
         .collect();
-    let mut newest: Option<(SignedDuration, &str, &str)> = None;
+    let mut newest: Option<(SignedDuration, &str, &str, &str)> = None;
     let mut unusable: Vec<String> = Vec::new();
     for r in &completed {
         let t = r
@@ -464,28 +463,27 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
             .and_then(|s| s.completion_timestamp.as_deref());
         match age(t, cx.now) {
             Ok(a) => {
-                if newest.is_none_or(|(n, _, _)| a < n) {
-                    newest = Some((a, namespace_of(r.as_ref()), name_of(r.as_ref())));
+                if newest.is_none_or(|(n, ..)| a < n) {
+                    let at = t.unwrap_or_default();
+                    newest = Some((a, namespace_of(r.as_ref()), name_of(r.as_ref()), at));
                 }
             }
             Err(why) => unusable.push(format!("{} {why}", name_of(r.as_ref()))),
         }
     }
     match newest {
-        Some((a, ns, name)) if a <= window => out.evidence.push(Evidence {
+        Some((a, ns, name, at)) if a <= window => out.evidence.push(Evidence {
             source: "VeleroRestore".into(),
             verification: Verification::Verified,
             message: format!(
-                "restore {ns}/{name} Completed {} ago (within {})",
-                human(a),
+                "restore {ns}/{name} Completed at {at}, within restoreTestedWithin {}",
                 human(window)
             ),
         }),
-        Some((a, ns, name)) => out.violations.push(cx.control_violation(
+        Some((_, ns, name, at)) => out.violations.push(cx.control_violation(
             "NoRecentRestoreTest",
             format!(
-                "the newest Completed restore, {ns}/{name}, finished {} ago, longer than restoreTestedWithin {}",
-                human(a),
+                "the newest Completed restore, {ns}/{name}, finished at {at}, longer ago than restoreTestedWithin {}",
                 human(window)
             ),
         )),
@@ -528,10 +526,15 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
                     reasons.push(format!("{} is not readyToUse", name_of(s.as_ref())));
                     return false;
                 }
-                match age(st.and_then(|s| s.creation_time.as_deref()), cx.now) {
+                let created = st.and_then(|s| s.creation_time.as_deref());
+                match age(created, cx.now) {
                     Ok(a) if a <= max_age => true,
-                    Ok(a) => {
-                        reasons.push(format!("{} is {} old", name_of(s.as_ref()), human(a)));
+                    Ok(_) => {
+                        reasons.push(format!(
+                            "{} was created at {}",
+                            name_of(s.as_ref()),
+                            created.unwrap_or_default()
+                        ));
                         false
                     }
                     Err(why) => {

@@ -133,7 +133,7 @@ pub fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, Inva
                     ns.as_ref(),
                     &format!("MissingDefaultDeny{}", dir.name()),
                     format!(
-                        "no NetworkPolicy with podSelector {{}} denies all {} traffic in namespace {ns_name}",
+                        "no NetworkPolicy with podSelector {{}} denies all {} traffic",
                         dir.name().to_lowercase()
                     ),
                 ));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
@@ -30,6 +30,9 @@ pub struct Watches {
     pub synced: BTreeSet<Kind>,
     /// Whether the CRD watch has completed its initial list.
     pub crds_synced: bool,
+    /// The last error of a kind's watch that has not (re)synced since, e.g. a
+    /// 403 when the operator may not list the kind.
+    pub errors: BTreeMap<Kind, String>,
 }
 
 impl Watches {
@@ -45,9 +48,24 @@ impl Watches {
         })
     }
 
-    /// Whether every started watch has synced.
+    /// Whether every started watch has synced or reported why it cannot (a
+    /// forbidden kind must not keep the whole operator unready; the Controls
+    /// that need it say so in their status).
     pub fn all_synced(&self) -> bool {
-        self.crds_synced && self.tasks.keys().all(|k| self.synced.contains(k))
+        self.crds_synced
+            && self
+                .tasks
+                .keys()
+                .all(|k| self.synced.contains(k) || self.errors.contains_key(k))
+    }
+
+    /// The errors of the watches `kinds` need and that have not synced.
+    pub fn errors_for(&self, kinds: &BTreeSet<Kind>) -> Vec<String> {
+        kinds
+            .iter()
+            .filter(|k| !self.synced.contains(k))
+            .filter_map(|k| self.errors.get(k).map(|e| format!("{k}: {e}")))
+            .collect()
     }
 
     /// Stops every watch.
@@ -61,11 +79,12 @@ impl Watches {
 /// Starts a watch for `kind` unless one runs. Optional kinds are started only
 /// when their CRD is installed.
 pub async fn ensure_watch(shared: &Arc<Shared>, kind: Kind) {
-    if kind.crd_name().is_some() && !shared.snapshot.read().await.is_installed(kind) {
-        return;
-    }
+    // Decided under the watches lock, so a CRD removal cannot interleave.
     let mut w = shared.watches.lock().await;
     if w.tasks.contains_key(&kind) {
+        return;
+    }
+    if kind.crd_name().is_some() && !shared.snapshot.read().await.is_installed(kind) {
         return;
     }
     info!(%kind, "starting watch");
@@ -73,6 +92,76 @@ pub async fn ensure_watch(shared: &Arc<Shared>, kind: Kind) {
         shared: shared.clone(),
     });
     w.tasks.insert(kind, task);
+}
+
+/// Stops the watches of kinds no managed Control reads any more and drops
+/// their objects.
+pub async fn stop_unneeded(shared: &Arc<Shared>) {
+    let needed = shared.needed_kinds().await;
+    let stopped: Vec<Kind> = {
+        let mut w = shared.watches.lock().await;
+        let unneeded: Vec<Kind> = w
+            .tasks
+            .keys()
+            .filter(|k| !needed.contains(k))
+            .copied()
+            .collect();
+        for k in &unneeded {
+            if let Some(t) = w.tasks.remove(k) {
+                t.abort();
+            }
+            w.synced.remove(k);
+            w.errors.remove(k);
+        }
+        unneeded
+    };
+    if stopped.is_empty() {
+        return;
+    }
+    let mut snap = shared.snapshot.write().await;
+    for k in stopped {
+        info!(kind = %k, "stopping watch: no Control reads this kind any more");
+        snap.clear(k);
+        shared
+            .metrics
+            .cache_objects
+            .with_label_values(&[k.type_meta().1])
+            .set(0);
+    }
+}
+
+/// Exponential backoff for watch errors, reset only by real progress (kube's
+/// `default_backoff` resets on the `Init` that precedes every relist, so a
+/// failing list would be retried about once a second forever).
+pub struct Backoff {
+    next: std::time::Duration,
+}
+
+impl Backoff {
+    const MIN: std::time::Duration = std::time::Duration::from_millis(500);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// A fresh backoff.
+    pub fn new() -> Self {
+        Backoff { next: Self::MIN }
+    }
+
+    /// Waits the current delay, then doubles it (up to 30 s).
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Self::MAX);
+    }
+
+    /// Back to the shortest delay after progress.
+    pub fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Stops the watch of `kind` (its CRD was deleted).
@@ -108,7 +197,8 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let kind = K::KIND;
     let label = kind.type_meta().1;
     let mut buffer: Option<Objects<K>> = None;
-    let mut stream = watcher(api, cfg).default_backoff().boxed();
+    let mut stream = watcher(api, cfg).boxed();
+    let mut backoff = Backoff::new();
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -120,6 +210,19 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                     .reconcile_errors
                     .with_label_values(&["WatchError"])
                     .inc();
+                let first = shared
+                    .watches
+                    .lock()
+                    .await
+                    .errors
+                    .insert(kind, e.to_string())
+                    .is_none();
+                if first {
+                    // Dependent Controls learn why they cannot be evaluated.
+                    shared.kind_changed(kind).await;
+                    shared.update_ready().await;
+                }
+                backoff.wait().await;
                 continue;
             }
         };
@@ -136,6 +239,7 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                 }
             }
             watcher::Event::InitDone => {
+                backoff.reset();
                 let fresh = buffer.take().unwrap_or_default();
                 let n = fresh.len();
                 *K::objects_mut(&mut *shared.snapshot.write().await) = fresh;
@@ -144,24 +248,35 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                     .cache_objects
                     .with_label_values(&[label])
                     .set(n as i64);
-                shared.watches.lock().await.synced.insert(kind);
+                {
+                    let mut w = shared.watches.lock().await;
+                    w.synced.insert(kind);
+                    w.errors.remove(&kind);
+                }
                 debug!(%kind, objects = n, "cache synced");
+                shared.update_ready().await;
                 shared.kind_changed(kind).await;
             }
             watcher::Event::Apply(g) => {
+                backoff.reset();
                 let (ns, name) = key(&g);
                 let obj = accept(&shared, g);
                 let mut snap = shared.snapshot.write().await;
+                let objects = K::objects_mut(&mut snap);
                 match obj {
-                    Some(obj) => K::objects_mut(&mut snap).insert(Arc::new(obj)),
+                    // A change only to what trimming drops (status of workloads,
+                    // resourceVersion, managedFields) is no change to any check.
+                    Some(obj) if objects.get(&ns, &name).is_some_and(|o| **o == obj) => continue,
+                    Some(obj) => objects.insert(Arc::new(obj)),
                     // It no longer deserializes: drop the stale copy.
                     None => {
-                        K::objects_mut(&mut snap).remove(&ns, &name);
+                        objects.remove(&ns, &name);
                     }
                 }
                 changed::<K>(&shared, snap, label).await;
             }
             watcher::Event::Delete(g) => {
+                backoff.reset();
                 let (ns, name) = key(&g);
                 let mut snap = shared.snapshot.write().await;
                 K::objects_mut(&mut snap).remove(&ns, &name);
@@ -228,19 +343,22 @@ fn accept<K: Stored>(shared: &Shared, g: DeserializeGuard<K>) -> Option<K> {
 /// re-evaluates dependent Controls.
 pub async fn watch_crds(shared: Arc<Shared>) {
     let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(shared.client.clone());
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
     let mut listing: Option<BTreeSet<Kind>> = None;
+    let mut backoff = Backoff::new();
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(e) => {
-                warn!(error = %e, "CustomResourceDefinition watch error; retrying");
+                warn!(error = %e, "CustomResourceDefinition watch error; retrying with backoff");
+                backoff.wait().await;
                 continue;
             }
         };
+        if !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_)) {
+            backoff.reset();
+        }
         let kinds_of = |name: Option<&String>| -> Vec<Kind> {
             Kind::ALL
                 .into_iter()
@@ -260,6 +378,7 @@ pub async fn watch_crds(shared: Arc<Shared>) {
                     set_installed(&shared, k, present.contains(&k)).await;
                 }
                 shared.watches.lock().await.crds_synced = true;
+                shared.update_ready().await;
                 shared.all_kinds_changed().await;
             }
             watcher::Event::Apply(m) => {

@@ -57,7 +57,7 @@ impl LeaderTask {
 /// # Errors
 /// The Lease cannot be created or read.
 pub async fn start(
-    client: &Client,
+    kube_config: &kube::Config,
     config: &Config,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -74,7 +74,16 @@ pub async fn start(
         ));
     }
     let secs = config.lease_duration.as_secs().max(2);
-    let manager = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
+    // A renewal that hangs must fail before the Lease can expire, so that this
+    // replica stops writing before another one may take over: the Lease gets
+    // its own client whose requests time out within a third of the duration.
+    let mut lease_config = kube_config.clone();
+    let deadline = std::time::Duration::from_secs((secs / 3).max(1));
+    lease_config.connect_timeout = Some(deadline);
+    lease_config.read_timeout = Some(deadline);
+    lease_config.write_timeout = Some(deadline);
+    let client = Client::try_from(lease_config).map_err(LeaseManagerError::from)?;
+    let manager = LeaseManagerBuilder::new(client, &config.lease_name)
         .with_namespace(&config.lease_namespace)
         .with_identity(&config.identity)
         .with_duration(secs)

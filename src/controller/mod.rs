@@ -16,8 +16,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DeserializeGuard;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::{Mutex, Notify, RwLock, watch};
 use tokio_util::sync::CancellationToken;
@@ -98,13 +97,24 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// True while this replica may write.
     pub leader: watch::Receiver<bool>,
-    /// The last status this process wrote per Control (newer than the watch
-    /// cache until the watch delivers it).
-    pub written: Mutex<BTreeMap<String, ControlStatus>>,
-    /// Events recorder.
-    pub recorder: Recorder,
+    /// The last status this process wrote per Control, until the Control watch
+    /// delivers it (it is newer than the cache meanwhile).
+    pub written: Mutex<BTreeMap<String, Written>>,
     /// When the API server's `/metrics` was last read.
     pub apiserver_metrics_read: Mutex<Option<tokio::time::Instant>>,
+    /// Cancelled on shutdown: no write starts after it.
+    pub shutdown: CancellationToken,
+}
+
+/// A status this process wrote, and the transition Event still to publish.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// The Control's `metadata.uid` (a re-created Control starts afresh).
+    pub uid: Option<String>,
+    /// The status sent.
+    pub status: ControlStatus,
+    /// An Event whose publication failed, retried with the next evaluation.
+    pub pending_event: Option<reconcile::PendingEvent>,
 }
 
 impl Shared {
@@ -184,6 +194,9 @@ pub enum Error {
     /// Leader election failed (the process must not keep running unsupervised).
     #[error("leader election failed: {0}")]
     Leader(String),
+    /// The client configuration is unusable.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(String),
 }
 
 /// Runs the operator until `shutdown` is cancelled (or leader election fails).
@@ -193,11 +206,12 @@ pub enum Error {
 /// [`Error::Bind`] when the metrics address is taken; [`Error::Leader`] when the
 /// Lease cannot be managed.
 pub async fn run(
-    client: Client,
+    kube_config: kube::Config,
     config: Config,
     shutdown: CancellationToken,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), Error> {
+    let client = Client::try_from(kube_config.clone()).map_err(|e| Error::Client(e.to_string()))?;
     let metrics = Arc::new(Metrics::new(crate::VERSION));
     let ready = Arc::new(AtomicBool::new(false));
     let (addr, http_task) = crate::http::serve(
@@ -219,16 +233,9 @@ pub async fn run(
     }
 
     let (leader_rx, mut leader_task) =
-        leader::start(&client, &config, metrics.clone(), shutdown.clone())
+        leader::start(&kube_config, &config, metrics.clone(), shutdown.clone())
             .await
             .map_err(|e| Error::Leader(e.to_string()))?;
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(config.identity.clone()),
-        },
-    );
     let shared = Arc::new(Shared {
         client: client.clone(),
         config: config.clone(),
@@ -242,8 +249,8 @@ pub async fn run(
         ready,
         leader: leader_rx,
         written: Mutex::new(BTreeMap::new()),
-        recorder,
         apiserver_metrics_read: Mutex::new(None),
+        shutdown: shutdown.clone(),
     });
 
     let crds = tokio::spawn(cache::watch_crds(shared.clone()));
@@ -301,17 +308,22 @@ async fn watch_controls(shared: Arc<Shared>) {
     if let Some(sel) = &shared.config.control_selector {
         cfg = cfg.labels(sel);
     }
-    let mut stream = watcher(api, cfg).default_backoff().boxed();
+    let mut stream = watcher(api, cfg).boxed();
     let mut buffer: Option<BTreeMap<String, CachedControl>> = None;
+    let mut backoff = cache::Backoff::new();
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(e) => {
                 warn!(error = %e, "Control watch error; retrying with backoff");
+                backoff.wait().await;
                 continue;
             }
         };
+        if !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_)) {
+            backoff.reset();
+        }
         shared
             .metrics
             .watch_events
@@ -342,6 +354,8 @@ async fn watch_controls(shared: Arc<Shared>) {
                 }
                 shared.controls_synced.store(true, Ordering::Release);
                 shared.ensure_watches().await;
+                cache::stop_unneeded(&shared).await;
+                shared.update_ready().await;
                 shared.all_kinds_changed().await;
             }
             watcher::Event::Apply(g) => {
@@ -349,23 +363,57 @@ async fn watch_controls(shared: Arc<Shared>) {
                 let changed = {
                     let mut controls = shared.controls.write().await;
                     let generation = |c: &CachedControl| match c {
-                        CachedControl::Valid(v) => (v.metadata.generation, true),
-                        CachedControl::Invalid { metadata, .. } => (metadata.generation, false),
+                        CachedControl::Valid(v) => {
+                            (v.metadata.uid.clone(), v.metadata.generation, true)
+                        }
+                        CachedControl::Invalid { metadata, .. } => {
+                            (metadata.uid.clone(), metadata.generation, false)
+                        }
                     };
                     let changed = controls.get(&name).map(generation) != Some(generation(&c));
-                    controls.insert(name.clone(), c);
+                    controls.insert(name.clone(), c.clone());
                     changed
                 };
-                // A status-only update (our own write) is not a reason to re-evaluate.
                 if changed {
                     shared.ensure_watches().await;
+                    cache::stop_unneeded(&shared).await;
                     shared.mark(&name);
+                } else if let CachedControl::Valid(control) = &c {
+                    // A status-only update: our own write coming back, or someone
+                    // else's (e.g. a deposed leader's late write). Only the latter
+                    // needs a re-evaluation, which repairs it.
+                    let mut written = shared.written.lock().await;
+                    let ours = written.get(&name).is_some_and(|w| {
+                        control
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| reconcile::same_content(&w.status, s))
+                    });
+                    if ours {
+                        if written
+                            .get(&name)
+                            .is_some_and(|w| w.pending_event.is_none())
+                        {
+                            written.remove(&name);
+                        }
+                    } else {
+                        written.remove(&name);
+                        drop(written);
+                        if shared.is_leader() {
+                            shared.mark(&name);
+                        }
+                    }
                 }
             }
             watcher::Event::Delete(g) => {
                 let (name, _) = cached(g);
-                shared.controls.write().await.remove(&name);
+                // Forget under the controls lock: a reconcile that checks the
+                // Control still exists before exporting cannot interleave.
+                let mut controls = shared.controls.write().await;
+                controls.remove(&name);
                 forget(&shared, &name).await;
+                drop(controls);
+                cache::stop_unneeded(&shared).await;
             }
         }
     }

@@ -4,22 +4,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{CachedControl, FIELD_MANAGER, Shared};
+use super::{CachedControl, FIELD_MANAGER, Shared, Written};
 use crate::api::conditions::{self, COMPLIANT, READY};
 use crate::api::{Control, ControlStatus};
 use crate::checks::kinds_for;
-use crate::engine::{Evaluation, evaluate};
+use crate::engine::{MAX_CONDITION_MESSAGE, evaluate, truncate};
 
 /// How long a reading of the API server's `/metrics` is reused.
 pub const APISERVER_METRICS_TTL: Duration = Duration::from_secs(20);
+
+/// Deadline of every request the reconcile loop makes (status patch, Event,
+/// `/metrics`): one hung request must not stall every Control or shutdown.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Namespace of the Events about (cluster-scoped) Controls.
+pub const EVENT_NAMESPACE: &str = "default";
 
 /// Errors of one reconciliation, each with a bounded metric label.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +38,9 @@ pub enum ReconcileError {
     /// The Event could not be recorded.
     #[error("event failed: {0}")]
     Event(#[source] kube::Error),
+    /// A request did not answer within [`REQUEST_TIMEOUT`].
+    #[error("{0} timed out after 10 s")]
+    Timeout(&'static str),
 }
 
 impl ReconcileError {
@@ -38,8 +49,22 @@ impl ReconcileError {
         match self {
             ReconcileError::StatusPatch(_) => "StatusPatch",
             ReconcileError::Event(_) => "Event",
+            ReconcileError::Timeout(_) => "Timeout",
         }
     }
+}
+
+/// An Event to publish about a Control (one per compliance transition).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingEvent {
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    /// `Compliant`, `NonCompliant` or `InvalidSpec`.
+    pub reason: &'static str,
+    /// The condition message (first violations).
+    pub note: String,
+    /// The Control.
+    pub regarding: ObjectReference,
 }
 
 /// Evaluates dirty Controls until `shutdown`: wakes on a change (then waits
@@ -95,7 +120,8 @@ pub async fn reconcile(shared: &Arc<Shared>, name: &str) -> Result<(), Reconcile
     let control = match entry {
         CachedControl::Valid(c) => c,
         CachedControl::Invalid { metadata, error } => {
-            return write_undecodable(shared, name, *metadata, &error).await;
+            let message = format!("spec cannot be read: {error}");
+            return write_not_ready(shared, name, &metadata, "InvalidSpec", &message).await;
         }
     };
     let kinds = kinds_for(&control.spec.check);
@@ -106,9 +132,15 @@ pub async fn reconcile(shared: &Arc<Shared>, name: &str) -> Result<(), Reconcile
         let w = shared.watches.lock().await;
         let snap = shared.snapshot.read().await;
         if !w.ready_for(&kinds, &snap) {
-            // Re-marked when the missing caches sync.
-            debug!(control = name, "waiting for caches");
-            return Ok(());
+            let errors = w.errors_for(&kinds);
+            drop((w, snap));
+            if errors.is_empty() {
+                // Re-marked when the missing caches sync.
+                debug!(control = name, "waiting for caches");
+                return Ok(());
+            }
+            let message = format!("cannot watch what this check reads: {}", errors.join("; "));
+            return write_not_ready(shared, name, &control.metadata, "WatchFailed", &message).await;
         }
     }
     if needs_apiserver_metrics(&control) && shared.config.read_apiserver_metrics {
@@ -120,27 +152,88 @@ pub async fn reconcile(shared: &Arc<Shared>, name: &str) -> Result<(), Reconcile
         evaluate(&control, &snap, Timestamp::now())
     };
     timer.observe_duration();
-    shared.metrics.observe(&control, &eval);
+    {
+        // Export only while the Control still exists (a Delete forgets its
+        // series under the write lock of `controls`).
+        let controls = shared.controls.read().await;
+        if !same_object(controls.get(name), &control.metadata) {
+            return Ok(());
+        }
+        shared.metrics.observe(&control, &eval);
+    }
 
-    let previous = match shared.written.lock().await.get(name) {
-        Some(s) => Some(s.clone()),
-        None => control.status.clone(),
+    let (previous, pending) = match shared.written.lock().await.get(name) {
+        Some(w) if w.uid == control.metadata.uid => {
+            (Some(w.status.clone()), w.pending_event.clone())
+        }
+        _ => (control.status.clone(), None),
     };
     let status = eval.to_status(&control, previous.as_ref());
     if previous.as_ref().is_some_and(|p| same_content(p, &status)) {
+        if let Some(ev) = pending {
+            publish_pending(shared, name, ev).await?;
+        }
         return Ok(());
     }
-    if !shared.is_leader() {
+    if !shared.is_leader() || shared.shutdown.is_cancelled() {
         return Ok(());
     }
     patch_status(shared, name, &status).await?;
     info!(control = name, verdict = ?eval.verdict, violations = eval.violations.len(), "status updated");
-    shared
-        .written
-        .lock()
-        .await
-        .insert(name.to_owned(), status.clone());
-    record_transition(shared, &control, previous.as_ref(), &status, &eval).await
+    let event = transition_event(&control, previous.as_ref(), &status);
+    remember(shared, name, &control.metadata, &status, event.clone()).await;
+    if let Some(ev) = event {
+        publish_pending(shared, name, ev).await?;
+    }
+    Ok(())
+}
+
+fn same_object(entry: Option<&CachedControl>, meta: &ObjectMeta) -> bool {
+    match entry {
+        Some(CachedControl::Valid(c)) => c.metadata.uid == meta.uid,
+        Some(CachedControl::Invalid { metadata, .. }) => metadata.uid == meta.uid,
+        None => false,
+    }
+}
+
+/// Records what was written, if the Control still exists as the same object.
+async fn remember(
+    shared: &Shared,
+    name: &str,
+    meta: &ObjectMeta,
+    status: &ControlStatus,
+    pending_event: Option<PendingEvent>,
+) {
+    let controls = shared.controls.read().await;
+    if !same_object(controls.get(name), meta) {
+        return;
+    }
+    shared.written.lock().await.insert(
+        name.to_owned(),
+        Written {
+            uid: meta.uid.clone(),
+            status: status.clone(),
+            pending_event,
+        },
+    );
+}
+
+/// Publishes the Event, clearing it from `written` once sent.
+async fn publish_pending(
+    shared: &Shared,
+    name: &str,
+    ev: PendingEvent,
+) -> Result<(), ReconcileError> {
+    if !shared.is_leader() || shared.shutdown.is_cancelled() {
+        return Ok(());
+    }
+    publish_event(shared, &ev).await?;
+    if let Some(w) = shared.written.lock().await.get_mut(name)
+        && w.pending_event.as_ref() == Some(&ev)
+    {
+        w.pending_event = None;
+    }
+    Ok(())
 }
 
 /// Whether the encryption check needs the API server's storage metrics.
@@ -156,31 +249,43 @@ fn needs_apiserver_metrics(control: &Control) -> bool {
 
 /// Reads `apiserver_storage_transformation_operations_total` from the API
 /// server's `/metrics` (needs `get` on the nonResourceURL `/metrics`), at most
-/// once per [`APISERVER_METRICS_TTL`]. Failures leave the previous reading.
+/// once per [`APISERVER_METRICS_TTL`]. Parsed outside the snapshot lock; a
+/// failure keeps the previous reading.
 async fn refresh_apiserver_metrics(shared: &Shared) {
-    let mut last = shared.apiserver_metrics_read.lock().await;
-    if last.is_some_and(|t| t.elapsed() < APISERVER_METRICS_TTL) {
-        return;
-    }
-    *last = Some(tokio::time::Instant::now());
-    let req = match http::Request::get("/metrics").body(Vec::new()) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    match shared.client.request_text(req).await {
-        Ok(text) => {
-            if let Err(e) = shared.snapshot.write().await.set_apiserver_metrics(&text) {
-                warn!(error = %e, "cannot parse the API server's /metrics");
-            }
+    {
+        let mut last = shared.apiserver_metrics_read.lock().await;
+        if last.is_some_and(|t| t.elapsed() < APISERVER_METRICS_TTL) {
+            return;
         }
-        Err(e) => {
+        *last = Some(tokio::time::Instant::now());
+    }
+    let Ok(req) = http::Request::get("/metrics").body(Vec::new()) else {
+        return;
+    };
+    let text = match tokio::time::timeout(REQUEST_TIMEOUT, shared.client.request_text(req)).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(e)) => {
             warn!(error = %e, "cannot read the API server's /metrics (encryption evidence falls back to pods and attestations)");
             shared
                 .metrics
                 .reconcile_errors
                 .with_label_values(&["APIServerMetrics"])
                 .inc();
+            return;
         }
+        Err(_) => {
+            warn!("the API server's /metrics did not answer within 10 s");
+            shared
+                .metrics
+                .reconcile_errors
+                .with_label_values(&["APIServerMetrics"])
+                .inc();
+            return;
+        }
+    };
+    match crate::snapshot::parse_storage_transformations(&text) {
+        Ok(samples) => shared.snapshot.write().await.storage_transformations = Some(samples),
+        Err(e) => warn!(error = %e, "cannot parse the API server's /metrics"),
     }
 }
 
@@ -205,100 +310,116 @@ async fn patch_status(
         "kind": Control::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        api.patch_status(name, &params, &Patch::Apply(&body)),
     )
     .await
+    .map_err(|_| ReconcileError::Timeout("status patch"))?
     .map_err(ReconcileError::StatusPatch)?;
     shared.metrics.status_writes.inc();
     Ok(())
 }
 
-/// Publishes an Event when the `Compliant` (or `Ready`) condition changed status.
-async fn record_transition(
-    shared: &Shared,
+/// The Event for a change of the `Compliant` (or `Ready`) condition's status.
+fn transition_event(
     control: &Control,
     previous: Option<&ControlStatus>,
     status: &ControlStatus,
-    eval: &Evaluation,
-) -> Result<(), ReconcileError> {
-    let cond_status = |s: Option<&ControlStatus>, t: &str| {
+) -> Option<PendingEvent> {
+    let cond = |s: Option<&ControlStatus>, t: &str| {
         s.and_then(|s| conditions::find(&s.conditions, t))
-            .map(|c| c.status.clone())
+            .map(|c| (c.status.clone(), c.message.clone()))
     };
-    let (was, now) = (
-        cond_status(previous, COMPLIANT),
-        cond_status(Some(status), COMPLIANT),
-    );
-    let (was_ready, now_ready) = (
-        cond_status(previous, READY),
-        cond_status(Some(status), READY),
-    );
-    let event = if now_ready.as_deref() == Some("False") && was_ready != now_ready {
-        Some((EventType::Warning, "InvalidSpec", eval.message.clone()))
-    } else if was != now {
-        match now.as_deref() {
-            Some("True") => Some((EventType::Normal, "Compliant", eval.message.clone())),
-            Some("False") => Some((EventType::Warning, "NonCompliant", eval.message.clone())),
-            _ => None,
+    let (was, now) = (cond(previous, COMPLIANT), cond(Some(status), COMPLIANT));
+    let (was_ready, now_ready) = (cond(previous, READY), cond(Some(status), READY));
+    let status_of = |c: &Option<(String, String)>| c.as_ref().map(|(s, _)| s.clone());
+    let (type_, reason, note) = match &now_ready {
+        Some((s, m)) if s == "False" && status_of(&was_ready) != status_of(&now_ready) => {
+            ("Warning", "InvalidSpec", m.clone())
         }
-    } else {
-        None
+        _ if status_of(&was) != status_of(&now) => match &now {
+            Some((s, m)) if s == "True" => ("Normal", "Compliant", m.clone()),
+            Some((s, m)) if s == "False" => ("Warning", "NonCompliant", m.clone()),
+            _ => return None,
+        },
+        _ => return None,
     };
-    let Some((type_, reason, note)) = event else {
-        return Ok(());
+    Some(PendingEvent {
+        type_,
+        reason,
+        note,
+        regarding: control.object_ref(&()),
+    })
+}
+
+/// Creates one `events.k8s.io/v1` Event (one per transition: an aggregated
+/// series would keep the first note).
+async fn publish_event(shared: &Shared, ev: &PendingEvent) -> Result<(), ReconcileError> {
+    let now = Timestamp::now();
+    let name = format!(
+        "{}.{:x}",
+        ev.regarding.name.as_deref().unwrap_or("control"),
+        now.as_nanosecond()
+    );
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(EVENT_NAMESPACE.into()),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Evaluate".into()),
+        reason: Some(ev.reason.into()),
+        note: Some(truncate(&ev.note, 1000)),
+        type_: Some(ev.type_.into()),
+        regarding: Some(ev.regarding.clone()),
+        reporting_controller: Some(format!("soc2-operator.dev/{FIELD_MANAGER}")),
+        reporting_instance: Some(truncate(&shared.config.identity, 128)),
+        ..Default::default()
     };
-    if !shared.is_leader() {
-        return Ok(());
-    }
-    shared
-        .recorder
-        .publish(
-            &Event {
-                type_,
-                reason: reason.into(),
-                note: Some(truncate(&note, 1000)),
-                action: "Evaluate".into(),
-                secondary: None,
-            },
-            &control.object_ref(&()),
-        )
+    let api: Api<Event> = Api::namespaced(shared.client.clone(), EVENT_NAMESPACE);
+    tokio::time::timeout(REQUEST_TIMEOUT, api.create(&PostParams::default(), &event))
         .await
-        .map_err(ReconcileError::Event)
+        .map_err(|_| ReconcileError::Timeout("event"))?
+        .map_err(ReconcileError::Event)?;
+    Ok(())
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max - 3;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
-/// A Control that did not deserialize (for example stored under an older
-/// schema): `Ready=False`, reason `InvalidSpec`, with the decoder's message,
-/// written once per generation.
-async fn write_undecodable(
+/// `Ready=False` with `reason` and `message`, `Compliant=Unknown`: a Control
+/// that cannot be read, or whose inputs cannot be watched. Written once per
+/// generation and message.
+async fn write_not_ready(
     shared: &Arc<Shared>,
     name: &str,
-    metadata: ObjectMeta,
-    error: &str,
+    metadata: &ObjectMeta,
+    reason: &str,
+    message: &str,
 ) -> Result<(), ReconcileError> {
+    let message = truncate(message, MAX_CONDITION_MESSAGE);
     let now = Time(Timestamp::now());
-    let message = format!("spec cannot be read: {error}");
-    let previous = shared.written.lock().await.get(name).cloned();
-    if previous.as_ref().is_some_and(|p| {
+    let cached_status = match shared.controls.read().await.get(name) {
+        Some(CachedControl::Valid(c)) => c.status.clone(),
+        _ => None,
+    };
+    let previous = match shared.written.lock().await.get(name) {
+        Some(w) if w.uid == metadata.uid => Some(w.status.clone()),
+        _ => cached_status,
+    };
+    let prev_conditions = previous
+        .as_ref()
+        .map(|p| p.conditions.clone())
+        .unwrap_or_default();
+    let unchanged = previous.as_ref().is_some_and(|p| {
         p.observed_generation == metadata.generation
-            && conditions::find(&p.conditions, READY).is_some_and(|c| c.message == message)
-    }) {
+            && conditions::find(&p.conditions, READY)
+                .is_some_and(|c| c.status == "False" && c.reason == reason && c.message == message)
+    });
+    shared.metrics.forget(name);
+    if unchanged || !shared.is_leader() || shared.shutdown.is_cancelled() {
         return Ok(());
     }
-    let prev_conditions = previous.map(|p| p.conditions).unwrap_or_default();
     let status = ControlStatus {
         observed_generation: metadata.generation,
         conditions: vec![
@@ -306,7 +427,7 @@ async fn write_undecodable(
                 &prev_conditions,
                 READY,
                 "False",
-                "InvalidSpec",
+                reason,
                 &message,
                 metadata.generation,
                 now.clone(),
@@ -315,7 +436,7 @@ async fn write_undecodable(
                 &prev_conditions,
                 COMPLIANT,
                 "Unknown",
-                "InvalidSpec",
+                reason,
                 &message,
                 metadata.generation,
                 now,
@@ -323,12 +444,8 @@ async fn write_undecodable(
         ],
         ..Default::default()
     };
-    shared.metrics.forget(name);
-    if !shared.is_leader() {
-        return Ok(());
-    }
     patch_status(shared, name, &status).await?;
-    warn!(control = name, %message, "Control cannot be read");
-    shared.written.lock().await.insert(name.to_owned(), status);
+    warn!(control = name, reason, %message, "Control cannot be evaluated");
+    remember(shared, name, metadata, &status, None).await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// `Gateway.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "gateway.networking.k8s.io",
     version = "v1",
     kind = "Gateway",
@@ -61,6 +62,7 @@ pub struct RouteNamespaces {
 /// `HTTPRoute.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "gateway.networking.k8s.io",
     version = "v1",
     kind = "HTTPRoute",

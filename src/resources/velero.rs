@@ -24,6 +24,7 @@ pub struct BackupTemplate {
 /// `Schedule.spec`: a cron schedule and a backup template.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "velero.io",
     version = "v1",
     kind = "Schedule",
@@ -59,6 +60,7 @@ pub struct ScheduleStatus {
 /// `Backup.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "velero.io",
     version = "v1",
     kind = "Backup",
@@ -89,6 +91,7 @@ pub struct BackupStatus {
 /// `Restore.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "velero.io",
     version = "v1",
     kind = "Restore",
@@ -121,6 +124,7 @@ pub struct RestoreStatus {
 /// `BackupStorageLocation.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "velero.io",
     version = "v1",
     kind = "BackupStorageLocation",

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// `VolumeSnapshot.spec`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
+    derive = "PartialEq",
     group = "snapshot.storage.k8s.io",
     version = "v1",
     kind = "VolumeSnapshot",

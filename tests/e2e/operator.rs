@@ -191,6 +191,49 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
         "the Event names the violation: {:?}",
         non.note
     );
+
+    // Break it again differently (egress only): a third Event with its own note.
+    kubectl(
+        &kc,
+        &["delete", "networkpolicy", "-n", &ns.name, "deny-all"],
+    );
+    let np_api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &ns.name);
+    let deny_in = json!({"metadata": {"name": "deny-ingress"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
+    np_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(deny_in).unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_control(
+        &client,
+        &name,
+        "NonCompliant again",
+        Duration::from_secs(5),
+        |c| is_compliant(c, "False"),
+    )
+    .await;
+    let events = eventually("a third Event", Duration::from_secs(10), || {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            let ev = events_for(&client, &name).await;
+            (ev.len() >= 3).then_some(ev)
+        }
+    })
+    .await;
+    let newest = events
+        .iter()
+        .max_by_key(|e| e.event_time.as_ref().map(|t| t.0))
+        .unwrap();
+    assert_eq!(newest.reason.as_deref(), Some("NonCompliant"));
+    let note = newest.note.as_deref().unwrap_or("");
+    assert!(
+        note.contains("egress") && !note.contains("ingress traffic"),
+        "the new Event has the new note: {note}"
+    );
     Api::<Control>::all(client.clone())
         .delete(&name, &DeleteParams::default())
         .await
@@ -800,5 +843,142 @@ async fn a_deleted_controls_metric_series_disappear() {
     );
     // Health endpoints.
     assert_eq!(op.get("/healthz").map(|(c, _)| c), Some(200));
-    assert_eq!(op.get("/readyz").map(|(c, _)| c), Some(200));
+    eventually("/readyz 200", Duration::from_secs(10), || {
+        let ok = op.get("/readyz").map(|(c, _)| c) == Some(200);
+        async move { ok.then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_status_overwritten_by_someone_else_is_repaired() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let kc = support::control_plane().kubeconfig.clone();
+    let ns = TestNamespace::new(&client, "repair").await;
+    let test = unique_name("repair");
+    let name = unique_name("repair-np");
+    apply_control(
+        &client,
+        &name,
+        &test,
+        json!({
+            "criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "repair",
+            "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {}}
+        }),
+    )
+    .await;
+    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    wait_control(
+        &client,
+        &name,
+        "NonCompliant",
+        Duration::from_secs(30),
+        |c| is_compliant(c, "False"),
+    )
+    .await;
+    // Another writer (say, a deposed leader) claims compliance.
+    let api: Api<Control> = Api::all(client.clone());
+    let mut status = api.get(&name).await.unwrap().status.unwrap();
+    for c in &mut status.conditions {
+        if c.type_ == COMPLIANT {
+            c.status = "True".into();
+            c.message = "stale".into();
+        }
+    }
+    status.violations.clear();
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .unwrap();
+    let c = wait_control(
+        &client,
+        &name,
+        "the operator's verdict restored",
+        Duration::from_secs(10),
+        |c| is_compliant(c, "False") && c.status.as_ref().is_some_and(|s| !s.violations.is_empty()),
+    )
+    .await;
+    assert_ne!(
+        find(&c.status.unwrap().conditions, COMPLIANT)
+            .unwrap()
+            .message,
+        "stale"
+    );
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// Without permission to list a kind, the Controls that read it say so
+/// (`Ready=False`, reason `WatchFailed`, naming the kind) and the operator
+/// still becomes ready and evaluates the others.
+#[tokio::test]
+async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_it() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let ns = TestNamespace::new(&client, "norbac").await;
+    let sa = unique_name("limited");
+    let token = support::service_account_token(&client, &ns.name, &sa, json!([
+        {"apiGroups": ["soc2-operator.dev"], "resources": ["controls"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["soc2-operator.dev"], "resources": ["controls/status"], "verbs": ["patch"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
+    ])).await;
+    let kubeconfig = support::kubeconfig_with_token(&token);
+    let test = unique_name("norbac");
+    let rbac = unique_name("rbac-denied");
+    let np = unique_name("np-allowed");
+    apply_control(&client, &rbac, &test, json!({
+        "criteria": ["CC6.3"], "category": "Security", "severity": "High", "title": "rbac", "check": {"rbac": {}}
+    })).await;
+    apply_control(
+        &client,
+        &np,
+        &test,
+        json!({
+            "criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "np",
+            "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {}}
+        }),
+    )
+    .await;
+    let op = Operator::start(kubeconfig.path(), &test, &["--leader-election=false"]);
+    let c = wait_control(
+        &client,
+        &rbac,
+        "Ready=False WatchFailed",
+        Duration::from_secs(30),
+        |c| condition(c, READY).is_some_and(|(s, r)| s == "False" && r == "WatchFailed"),
+    )
+    .await;
+    let msg = find(&c.status.unwrap().conditions, READY)
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        msg.contains("rbac.authorization.k8s.io") && msg.contains("forbidden"),
+        "{msg}"
+    );
+    wait_control(
+        &client,
+        &np,
+        "the other Control evaluated",
+        Duration::from_secs(30),
+        |c| is_compliant(c, "False"),
+    )
+    .await;
+    eventually("/readyz 200", Duration::from_secs(10), || {
+        let ok = op.get("/readyz").map(|(c, _)| c) == Some(200);
+        async move { ok.then_some(()) }
+    })
+    .await;
+    for n in [rbac, np] {
+        Api::<Control>::all(client.clone())
+            .delete(&n, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
 }

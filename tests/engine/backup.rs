@@ -295,7 +295,7 @@ fn messages_explain_why_a_backup_is_not_fresh() {
     let e = eval(&c, &snap(&docs));
     let m = &e.violations[0].message;
     assert!(
-        m.contains("48h") && m.contains("older than maxAge 26h"),
+        m.contains("finished at 2026-05-30T12:00:00Z") && m.contains("older than maxAge 26h"),
         "{m}"
     );
 }

@@ -241,3 +241,38 @@ fn a_control_manifest_round_trips_through_the_types() {
     let back: Control = serde_json::from_value(json).unwrap();
     assert_eq!(back.spec, c.spec);
 }
+
+/// Messages and evidence use absolute times, so re-evaluating an unchanged
+/// cluster later gives the same status content (no status write).
+#[test]
+fn status_content_does_not_change_with_the_evaluation_time() {
+    let docs = [
+        fixture("real/velero/crds/velero.io_schedules.yaml"),
+        fixture("real/velero/crds/velero.io_backups.yaml"),
+        fixture("real/velero/crds/velero.io_restores.yaml"),
+        fixture("real/velero/crds/velero.io_backupstoragelocations.yaml"),
+        fixture("real/external-snapshotter/crds/snapshot.storage.k8s.io_volumesnapshots.yaml"),
+        ns("app"),
+        "apiVersion: velero.io/v1\nkind: Schedule\nmetadata: {name: d, namespace: velero}\nspec: {template: {includedNamespaces: [app]}}\nstatus: {phase: Enabled}\n".into(),
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata: {name: d-1, namespace: velero, labels: {velero.io/schedule-name: d}}\nspec: {includedNamespaces: [app]}\nstatus: {phase: Completed, completionTimestamp: \"2026-05-01T00:00:00Z\"}\n".into(),
+        "apiVersion: velero.io/v1\nkind: BackupStorageLocation\nmetadata: {name: default, namespace: velero}\nstatus: {phase: Available}\n".into(),
+        "apiVersion: velero.io/v1\nkind: Restore\nmetadata: {name: r, namespace: velero}\nstatus: {phase: Completed, completionTimestamp: \"2026-05-31T00:00:00Z\"}\n".into(),
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: p, namespace: app}\n".into(),
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s, namespace: app}\nspec: {source: {persistentVolumeClaimName: p}}\nstatus: {readyToUse: true, creationTime: \"2026-05-01T00:00:00Z\"}\n".into(),
+    ];
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let s = snapshot(&refs);
+    let c = control_with(
+        "backup: {maxAge: 26h, restoreTestedWithin: 720h, volumeSnapshots: true}",
+        "scope: {excludedNamespaces: [velero]}",
+    );
+    let first = evaluate(&c, &s, "2026-06-01T12:00:00Z".parse().unwrap());
+    let later = evaluate(&c, &s, "2026-06-01T12:07:31.123456789Z".parse().unwrap());
+    assert!(!first.violations.is_empty() && !first.evidence.is_empty());
+    let a = first.to_status(&c, None);
+    let b = later.to_status(&c, Some(&a));
+    assert!(
+        soc2_operator::controller::reconcile::same_content(&a, &b),
+        "{a:#?}\n{b:#?}"
+    );
+}

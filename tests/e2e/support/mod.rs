@@ -219,3 +219,69 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Creates ServiceAccount `name` in `namespace`, a ClusterRole with `rules`
+/// bound to it, and returns a token for it (TokenRequest, 1 h).
+pub async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    rules: serde_json::Value,
+) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let pp = PostParams::default();
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    sa.create(
+        &pp,
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .expect("create ServiceAccount");
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .create(
+            &pp,
+            &serde_json::from_value(
+                serde_json::json!({"metadata": {"name": name}, "rules": rules}),
+            )
+            .unwrap(),
+        )
+        .await
+        .expect("create ClusterRole");
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    bindings
+        .create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("create ClusterRoleBinding");
+    let tr: TokenRequest = serde_json::from_value(
+        serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}),
+    )
+    .unwrap();
+    sa.create_token_request(name, &pp, &tr)
+        .await
+        .expect("TokenRequest")
+        .status
+        .and_then(|s| s.token)
+        .expect("a token")
+}
+
+/// A kubeconfig for the shared control plane that authenticates with `token`.
+pub fn kubeconfig_with_token(token: &str) -> tempfile::NamedTempFile {
+    let admin = std::fs::read_to_string(&control_plane().kubeconfig).unwrap();
+    let mut kc: serde_json::Value = serde_yaml::from_str(&admin).unwrap();
+    kc["users"] = serde_json::json!([{"name": "token", "user": {"token": token}}]);
+    kc["contexts"][0]["context"]["user"] = serde_json::json!("token");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_yaml::to_string(&kc).unwrap()).unwrap();
+    file
+}
