@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down chart-files
 
 all: test
 
@@ -43,3 +43,9 @@ demo:
 ## demo-down: stop the demo
 demo-down:
 	@hack/demo/down.sh
+
+## chart-files: copy the CRDs, the dashboard and the starter Controls into the chart (a test checks they match)
+chart-files:
+	cp crds/*.yaml charts/soc2-operator/crds/
+	cp dashboards/soc2-operator.json charts/soc2-operator/files/dashboard.json
+	rm -f charts/soc2-operator/files/controls/*.yaml && cp controls/*.yaml charts/soc2-operator/files/controls/

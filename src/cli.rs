@@ -32,7 +32,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the Control CustomResourceDefinition as YAML.
     Crd,
     /// Print the version.
@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// `get` on the nonResourceURL /metrics).
     #[arg(long, env = "SOC2_READ_APISERVER_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub read_apiserver_metrics: bool,
+    /// Namespace of the Events about Controls (Controls are cluster-scoped).
+    #[arg(long, env = "SOC2_EVENTS_NAMESPACE", default_value = "default")]
+    pub events_namespace: String,
     /// Stop when the parent process exits (for test harnesses and scripts that
     /// start the operator as a child).
     #[arg(long, env = "SOC2_EXIT_WITH_PARENT", hide = true)]
@@ -112,6 +115,7 @@ impl RunArgs {
             lease_duration: self.lease_duration,
             control_selector: self.control_selector.clone(),
             read_apiserver_metrics: self.read_apiserver_metrics,
+            events_namespace: self.events_namespace.clone(),
         }
     }
 }

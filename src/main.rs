@@ -31,7 +31,7 @@ async fn main() -> std::process::ExitCode {
             println!("soc2-operator {}", soc2_operator::VERSION);
             std::process::ExitCode::SUCCESS
         }
-        Some(Command::Run(args)) => run(cli.log_format, args).await,
+        Some(Command::Run(args)) => run(cli.log_format, *args).await,
         None => run(cli.log_format, RunArgs::default()).await,
     }
 }

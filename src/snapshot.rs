@@ -179,6 +179,13 @@ pub trait Stored:
     fn trim(&mut self) {
         trim_metadata(self.meta_mut());
     }
+
+    /// The API the operator watches this kind through: cluster-wide, except
+    /// Pods, read only in `kube-system` (kube-apiserver mirror pods), so that
+    /// the operator needs no cluster-wide Pod access.
+    fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
+        kube::Api::all(client)
+    }
 }
 
 /// Drops `managedFields`, the last-applied annotation and `resourceVersion`
@@ -207,7 +214,7 @@ pub trait KindVisitor {
 }
 
 macro_rules! stored {
-    ($($ty:ty => $kind:ident, $field:ident $(, trim($obj:ident) $body:block)?;)*) => {
+    ($($ty:ty => $kind:ident, $field:ident $(, trim($obj:ident) $body:block)? $(, watch_in($ns:literal))?;)*) => {
         $(
             impl Stored for $ty {
                 const KIND: Kind = Kind::$kind;
@@ -217,6 +224,9 @@ macro_rules! stored {
                     trim_metadata(kube::Resource::meta_mut(self));
                     let $obj = self;
                     $body
+                })?
+                $(fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
+                    kube::Api::namespaced(client, $ns)
                 })?
             }
         )*
@@ -239,7 +249,7 @@ stored! {
     HTTPRoute => HttpRoute, http_routes;
     PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, trim(o) { o.status = None; };
     StorageClass => StorageClass, storage_classes;
-    Pod => Pod, pods, trim(o) { o.status = None; };
+    Pod => Pod, pods, trim(o) { o.status = None; }, watch_in("kube-system");
     ClusterRole => ClusterRole, cluster_roles;
     ClusterRoleBinding => ClusterRoleBinding, cluster_role_bindings;
     Role => Role, roles;

@@ -72,3 +72,58 @@ fn crd_has_the_printer_columns_and_categories_users_see() {
     );
     assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
 }
+
+/// The chart ships copies (Helm reads only files inside the chart): the CRDs,
+/// the dashboard and the starter Controls must match their sources
+/// (`make chart-files` copies them).
+#[test]
+fn chart_copies_match_their_sources() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let same = |a: &str, b: &str| {
+        let (x, y) = (std::fs::read(root.join(a)), std::fs::read(root.join(b)));
+        assert!(
+            x.is_ok() && x.ok() == y.ok(),
+            "{b} differs from {a}: run `make chart-files`"
+        );
+    };
+    same(
+        "crds/controls.soc2-operator.dev.yaml",
+        "charts/soc2-operator/crds/controls.soc2-operator.dev.yaml",
+    );
+    same(
+        "dashboards/soc2-operator.json",
+        "charts/soc2-operator/files/dashboard.json",
+    );
+    let mut sources: Vec<_> = std::fs::read_dir(root.join("controls"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut copies: Vec<_> = std::fs::read_dir(root.join("charts/soc2-operator/files/controls"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    sources.sort();
+    copies.sort();
+    assert_eq!(sources, copies, "run `make chart-files`");
+    for f in sources {
+        let f = f.to_string_lossy();
+        same(
+            &format!("controls/{f}"),
+            &format!("charts/soc2-operator/files/controls/{f}"),
+        );
+    }
+}
+
+/// Every starter Control is a valid Control for the engine.
+#[test]
+fn starter_controls_deserialize() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("controls");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let c: soc2_operator::api::Control = serde_yaml::from_str(&text).unwrap();
+        assert!(soc2_operator::engine::check_is_set(&c.spec.check));
+        n += 1;
+    }
+    assert!(n >= 5);
+}

@@ -189,11 +189,8 @@ impl KindVisitor for Spawn {
 async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let client: Client = shared.client.clone();
     // kube-apiserver mirror pods are all the checks read of Pods.
-    let api: Api<DeserializeGuard<K>> = Api::all(client);
-    let mut cfg = watcher::Config::default();
-    if K::KIND == Kind::Pod {
-        cfg = cfg.fields("metadata.namespace=kube-system");
-    }
+    let api: Api<DeserializeGuard<K>> = K::watch_api(client);
+    let cfg = watcher::Config::default();
     let kind = K::KIND;
     let label = kind.type_meta().1;
     let mut buffer: Option<Objects<K>> = None;

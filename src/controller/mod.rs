@@ -57,6 +57,8 @@ pub struct Config {
     pub control_selector: Option<String>,
     /// Read the API server's `/metrics` for Secret-encryption evidence.
     pub read_apiserver_metrics: bool,
+    /// Namespace of the Events about Controls.
+    pub events_namespace: String,
 }
 
 /// A Control as cached: typed, or the error that kept it from deserializing.

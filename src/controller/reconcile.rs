@@ -26,9 +26,6 @@ pub const APISERVER_METRICS_TTL: Duration = Duration::from_secs(20);
 /// `/metrics`): one hung request must not stall every Control or shutdown.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Namespace of the Events about (cluster-scoped) Controls.
-pub const EVENT_NAMESPACE: &str = "default";
-
 /// Errors of one reconciliation, each with a bounded metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -366,7 +363,7 @@ async fn publish_event(shared: &Shared, ev: &PendingEvent) -> Result<(), Reconci
     let event = Event {
         metadata: ObjectMeta {
             name: Some(name),
-            namespace: Some(EVENT_NAMESPACE.into()),
+            namespace: Some(shared.config.events_namespace.clone()),
             ..Default::default()
         },
         event_time: Some(MicroTime(now)),
@@ -379,7 +376,7 @@ async fn publish_event(shared: &Shared, ev: &PendingEvent) -> Result<(), Reconci
         reporting_instance: Some(truncate(&shared.config.identity, 128)),
         ..Default::default()
     };
-    let api: Api<Event> = Api::namespaced(shared.client.clone(), EVENT_NAMESPACE);
+    let api: Api<Event> = Api::namespaced(shared.client.clone(), &shared.config.events_namespace);
     tokio::time::timeout(REQUEST_TIMEOUT, api.create(&PostParams::default(), &event))
         .await
         .map_err(|_| ReconcileError::Timeout("event"))?

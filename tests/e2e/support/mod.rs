@@ -228,7 +228,6 @@ pub async fn service_account_token(
     name: &str,
     rules: serde_json::Value,
 ) -> String {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
     let pp = PostParams::default();
@@ -263,11 +262,19 @@ pub async fn service_account_token(
         )
         .await
         .expect("create ClusterRoleBinding");
+    token_for(client, namespace, name).await
+}
+
+/// A token (TokenRequest, 1 h) for an existing ServiceAccount.
+pub async fn token_for(client: &Client, namespace: &str, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let tr: TokenRequest = serde_json::from_value(
         serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 3600}}),
     )
     .unwrap();
-    sa.create_token_request(name, &pp, &tr)
+    sa.create_token_request(name, &PostParams::default(), &tr)
         .await
         .expect("TokenRequest")
         .status

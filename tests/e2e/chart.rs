@@ -1,0 +1,384 @@
+//! The Helm chart on real components: helm lint/template, a server-side dry
+//! run of every rendered object (monitoring.coreos.com CRDs installed from the
+//! pinned kube-prometheus copy), the values schema, and least privilege: the
+//! operator running with the chart's own ServiceAccount and RBAC does its job
+//! and is refused what it does not need.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use soc2_operator::api::Control;
+use soc2_operator::api::conditions::{COMPLIANT, find};
+
+use crate::admission::install_control_crd;
+use crate::support::operator::{Operator, TEST_LABEL};
+use crate::support::{self, TestNamespace, eventually, kubectl, unique_name};
+
+fn chart() -> PathBuf {
+    support::repo_root().join("charts/soc2-operator")
+}
+
+fn helm(args: &[&str]) -> std::process::Output {
+    Command::new(support::bin_dir().join("helm"))
+        .args(args)
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("soc2-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("soc2-helm-config"),
+        )
+        .output()
+        .expect("run helm")
+}
+
+/// `helm template` with `--kube-version` of the test control plane.
+fn template(namespace: &str, sets: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "soc2",
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.36.3",
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let out = helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template {sets:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const ALL_ON: [&str; 4] = [
+    "metrics.serviceMonitor.enabled=true",
+    "metrics.prometheusRule.enabled=true",
+    "controls.enabled=true",
+    "dashboard.enabled=true",
+];
+
+#[test]
+fn helm_lint_passes_strict() {
+    let out = helm(&["lint", "--strict", chart().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_values_fail_with_a_message_naming_the_value() {
+    for (set, names) in [
+        ("replicaCount=0", "/replicaCount"),
+        (
+            "operator.resyncInterval=10minutes",
+            "/operator/resyncInterval",
+        ),
+        ("operator.logFormat=xml", "/operator/logFormat"),
+        ("metrics.port=80", "/metrics/port"),
+        ("unknownKey=1", "unknownKey"),
+    ] {
+        let out = helm(&[
+            "template",
+            "soc2",
+            chart().to_str().unwrap(),
+            "--kube-version",
+            "1.36.3",
+            "--set",
+            set,
+        ]);
+        assert!(!out.status.success(), "{set} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(names), "{set}: {err}");
+    }
+}
+
+#[test]
+fn default_render_is_restricted_and_least_privilege() {
+    let rendered = template("soc2-system", &[]);
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    let deploy = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    let pod = &deploy["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert!(c["livenessProbe"].is_object() && c["readinessProbe"].is_object());
+    assert!(pod["topologySpreadConstraints"].is_array());
+    // No rule anywhere grants Secrets, writes to anything but controls/status,
+    // Events and Leases, or wildcards.
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        for r in d["rules"].as_array().unwrap() {
+            let resources: Vec<&str> = r["resources"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let verbs: Vec<&str> = r["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            assert!(
+                !resources.contains(&"secrets")
+                    && !resources.contains(&"*")
+                    && !verbs.contains(&"*"),
+                "{r}"
+            );
+            let writes = verbs.iter().any(|v| !["get", "list", "watch"].contains(v));
+            if writes {
+                assert!(
+                    resources
+                        .iter()
+                        .all(|x| ["controls/status", "events", "leases"].contains(x)),
+                    "write verbs only on controls/status, events, leases: {r}"
+                );
+            }
+        }
+    }
+    // Off by default: ServiceMonitor, PrometheusRule, Controls.
+    for kind in ["ServiceMonitor", "PrometheusRule", "Control"] {
+        assert!(
+            !docs.iter().any(|d| d["kind"] == kind),
+            "{kind} rendered by default"
+        );
+    }
+    assert!(
+        docs.iter().any(
+            |d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1"
+        )
+    );
+}
+
+#[tokio::test]
+async fn every_rendered_object_passes_a_server_side_dry_run() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let kc = support::control_plane().kubeconfig.clone();
+    for crd in [
+        "0servicemonitorCustomResourceDefinition.yaml",
+        "0prometheusruleCustomResourceDefinition.yaml",
+    ] {
+        let path = support::repo_root()
+            .join("tests/fixtures/real/kube-prometheus/crds")
+            .join(crd);
+        kubectl(
+            &kc,
+            &["apply", "--server-side", "-f", path.to_str().unwrap()],
+        );
+    }
+    kubectl(
+        &kc,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+        ],
+    );
+    let ns = TestNamespace::new(&client, "chart").await;
+    for sets in [&[][..], &ALL_ON[..]] {
+        let rendered = template(&ns.name, sets);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &rendered).unwrap();
+        let out = kubectl(
+            &kc,
+            &[
+                "apply",
+                "--dry-run=server",
+                "-f",
+                file.path().to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.contains("deployment.apps/soc2-soc2-operator created (server dry run)"),
+            "{out}"
+        );
+        if !sets.is_empty() {
+            for kind in [
+                "servicemonitor.monitoring.coreos.com",
+                "prometheusrule.monitoring.coreos.com",
+                "control.soc2-operator.dev/network-default-deny",
+            ] {
+                assert!(out.contains(kind), "{kind} missing: {out}");
+            }
+        }
+    }
+}
+
+/// The chart's ServiceAccount and RBAC, applied to the real API server: the
+/// operator runs with that identity, evaluates and writes status and Events,
+/// and everything it does not need is refused (403).
+#[tokio::test]
+async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let kc = support::control_plane().kubeconfig.clone();
+    let release_ns = TestNamespace::new(&client, "soc2-system").await;
+    let app = TestNamespace::new(&client, "lp-app").await;
+    let rendered = template(&release_ns.name, &[]);
+    let rbac: Vec<String> = rendered
+        .split("\n---")
+        .filter(|d| {
+            [
+                "kind: ServiceAccount",
+                "kind: ClusterRole",
+                "kind: Role",
+                "kind: RoleBinding",
+                "kind: ClusterRoleBinding",
+            ]
+            .iter()
+            .any(|k| d.lines().any(|l| l == *k))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rbac.len(), 9, "ServiceAccount + 4 roles + 4 bindings");
+    // Cluster-scoped names from the render are shared by all tests: make them unique.
+    let suffix = unique_name("lp");
+    let rbac = rbac.join("\n---\n").replace(
+        "name: soc2-soc2-operator",
+        &format!("name: soc2-soc2-operator-{suffix}"),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &rbac).unwrap();
+    kubectl(&kc, &["apply", "-f", file.path().to_str().unwrap()]);
+    let sa = format!("soc2-soc2-operator-{suffix}");
+    let token = support::token_for(&client, &release_ns.name, &sa).await;
+    let kubeconfig = support::kubeconfig_with_token(&token);
+
+    let test = unique_name("lp");
+    let name = unique_name("lp-np");
+    let api: Api<Control> = Api::all(client.clone());
+    api.patch(&name, &PatchParams::apply("soc2-e2e").force(), &Patch::Apply(json!({
+        "apiVersion": "soc2-operator.dev/v1alpha1", "kind": "Control",
+        "metadata": {"name": name, "labels": {TEST_LABEL: test}},
+        "spec": {"criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "lp",
+                 "scope": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": app.name}}},
+                 "check": {"networkPolicy": {}}}
+    }))).await.unwrap();
+    let lease = format!("soc2-soc2-operator-{suffix}");
+    let _op = Operator::start(
+        kubeconfig.path(),
+        &test,
+        &[
+            "--lease-name",
+            &lease,
+            "--lease-namespace",
+            &release_ns.name,
+            "--lease-duration",
+            "6s",
+        ],
+    );
+    let compliant = |c: &Control, v: &str| {
+        c.status
+            .as_ref()
+            .and_then(|s| find(&s.conditions, COMPLIANT))
+            .is_some_and(|x| x.status == v)
+    };
+    eventually(
+        "NonCompliant written with the chart's identity",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move { api.get(&name).await.ok().filter(|c| compliant(c, "False")) }
+        },
+    )
+    .await;
+    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &app.name);
+    np.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually(
+        "Compliant written with the chart's identity",
+        Duration::from_secs(15),
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move { api.get(&name).await.ok().filter(|c| compliant(c, "True")) }
+        },
+    )
+    .await;
+
+    // What the operator does not need is refused.
+    let sa_client = Client::try_from(support::config_from(kubeconfig.path()).await).unwrap();
+    let forbidden = |r: Result<(), kube::Error>, what: &str| match r {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("{what}: expected 403, got {other:?}"),
+    };
+    let secrets: Api<Secret> = Api::namespaced(sa_client.clone(), &app.name);
+    forbidden(
+        secrets.list(&Default::default()).await.map(|_| ()),
+        "list Secrets",
+    );
+    forbidden(secrets.get("any").await.map(|_| ()), "get a Secret");
+    let controls: Api<Control> = Api::all(sa_client.clone());
+    forbidden(
+        controls
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"severity": "Low"}})),
+            )
+            .await
+            .map(|_| ()),
+        "change a Control's spec",
+    );
+    forbidden(
+        controls
+            .delete(&name, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        "delete a Control",
+    );
+    let nps: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(sa_client.clone(), &app.name);
+    forbidden(
+        nps.delete("deny", &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        "delete a NetworkPolicy",
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(sa_client, &app.name);
+    forbidden(
+        pods.list(&Default::default()).await.map(|_| ()),
+        "list Pods outside kube-system",
+    );
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
