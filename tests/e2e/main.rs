@@ -6,5 +6,6 @@ mod admission;
 mod chart;
 mod control_plane;
 mod operator;
+mod prometheus;
 mod smoke;
 mod support;
