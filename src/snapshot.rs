@@ -117,6 +117,23 @@ impl Kind {
         }
     }
 
+    /// The API resource name (`plural.group`, as in RBAC rules and
+    /// `kubectl auth can-i`), e.g. `networkpolicies.networking.k8s.io`.
+    pub fn resource(self) -> String {
+        let (api_version, kind) = self.type_meta();
+        let plural = match kind {
+            "NetworkPolicy" => "networkpolicies".to_owned(),
+            "Ingress" => "ingresses".to_owned(),
+            "StorageClass" => "storageclasses".to_owned(),
+            "HTTPRoute" => "httproutes".to_owned(),
+            k => format!("{}s", k.to_lowercase()),
+        };
+        match api_version.rsplit_once('/') {
+            Some((group, _)) => format!("{plural}.{group}"),
+            None => plural,
+        }
+    }
+
     /// The kind from a manifest's `apiVersion` and `kind`, if a check reads it.
     pub fn from_type_meta(api_version: &str, kind: &str) -> Option<Kind> {
         Kind::ALL

@@ -336,8 +336,36 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     )
     .await;
 
-    // What the operator does not need is refused.
+    // It may read every kind a check reads (Pods only in kube-system), asked
+    // with SelfSubjectAccessReviews (no discovery needed for absent CRDs).
     let sa_client = Client::try_from(support::config_from(kubeconfig.path()).await).unwrap();
+    let reviews: Api<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview> =
+        Api::all(sa_client.clone());
+    for kind in soc2_operator::snapshot::Kind::ALL {
+        let ns = if kind == soc2_operator::snapshot::Kind::Pod {
+            "kube-system"
+        } else {
+            "default"
+        };
+        let resource = kind.resource();
+        let (plural, group) = resource.split_once('.').unwrap_or((resource.as_str(), ""));
+        for verb in ["list", "watch"] {
+            let review = serde_json::from_value(json!({"spec": {"resourceAttributes": {
+                "namespace": ns, "verb": verb, "group": group, "resource": plural
+            }}}))
+            .unwrap();
+            let r = reviews
+                .create(&PostParams::default(), &review)
+                .await
+                .unwrap();
+            assert!(
+                r.status.is_some_and(|s| s.allowed),
+                "{verb} {resource} not allowed"
+            );
+        }
+    }
+
+    // What the operator does not need is refused.
     let forbidden = |r: Result<(), kube::Error>, what: &str| match r {
         Err(kube::Error::Api(s)) if s.code == 403 => {}
         other => panic!("{what}: expected 403, got {other:?}"),
@@ -381,4 +409,32 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         "list Pods outside kube-system",
     );
     api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// The chart's NetworkPolicies make the operator's namespace pass the
+/// default-deny network-policy Control (ingress and egress) — evaluated by the
+/// engine on the rendered manifests.
+#[test]
+fn the_operator_passes_its_own_network_policy_control() {
+    let rendered = template("soc2-system", &[]);
+    let mut snapshot = soc2_operator::snapshot::Snapshot::default();
+    snapshot.insert_yaml(&rendered, "soc2-system").unwrap();
+    snapshot.add_implicit_namespaces();
+    let text =
+        std::fs::read_to_string(support::repo_root().join("controls/network-default-deny.yaml"))
+            .unwrap();
+    let mut control: Control = serde_yaml::from_str(&text).unwrap();
+    // The release namespace (the chart also renders Roles in default and kube-system).
+    control.spec.scope = Some(
+        serde_json::from_value(json!({
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "soc2-system"}}
+        }))
+        .unwrap(),
+    );
+    let e = soc2_operator::engine::evaluate(&control, &snapshot, jiff::Timestamp::now());
+    assert!(e.is_compliant(), "{e:#?}");
+    assert!(
+        e.resources_checked >= 3,
+        "namespace and policies were checked"
+    );
 }

@@ -17,16 +17,27 @@ use crate::support::operator::{Operator, TEST_LABEL};
 use crate::support::{self, TestNamespace, eventually, unique_name};
 
 fn repo(path: &str) -> String {
-    support::repo_root().join(path).to_string_lossy().into_owned()
+    support::repo_root()
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn promtool_checks_and_unit_tests_every_alert() {
     let check = Command::new("promtool")
-        .args(["check", "rules", &repo("charts/soc2-operator/files/alerts.yaml")])
+        .args([
+            "check",
+            "rules",
+            &repo("charts/soc2-operator/files/alerts.yaml"),
+        ])
         .output()
         .expect("promtool (Debian package prometheus) is installed");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 6 rules found"));
     let test = Command::new("promtool")
         .args(["test", "rules", &repo("tests/prometheus/alerts_test.yaml")])
@@ -40,8 +51,18 @@ fn promtool_checks_and_unit_tests_every_alert() {
     );
     // Every alert has a firing and a not-firing case.
     let tests = std::fs::read_to_string(repo("tests/prometheus/alerts_test.yaml")).unwrap();
-    for alert in ["SOC2ControlNonCompliant", "SOC2CriterionNonCompliant", "SOC2OperatorDown", "SOC2NoLeader", "SOC2EvaluationsStale", "SOC2ReconcileErrors"] {
-        assert!(tests.matches(&format!("alertname: {alert}\n")).count() >= 2, "{alert} needs firing and not-firing tests");
+    for alert in [
+        "SOC2ControlNonCompliant",
+        "SOC2CriterionNonCompliant",
+        "SOC2OperatorDown",
+        "SOC2NoLeader",
+        "SOC2EvaluationsStale",
+        "SOC2ReconcileErrors",
+    ] {
+        assert!(
+            tests.matches(&format!("alertname: {alert}\n")).count() >= 2,
+            "{alert} needs firing and not-firing tests"
+        );
     }
 }
 
@@ -65,16 +86,30 @@ fn start_prometheus(target: &str) -> Prometheus {
         repo("charts/soc2-operator/files/alerts.yaml")
     );
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus (Debian package) is installed");
-    Prometheus { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+    Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
 }
 
 fn query(prom: &Prometheus, expr: &str) -> Option<Value> {
@@ -83,7 +118,11 @@ fn query(prom: &Prometheus, expr: &str) -> Option<Value> {
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
         .new_agent();
-    let mut resp = agent.get(format!("{}/api/v1/query", prom.url)).query("query", expr).call().ok()?;
+    let mut resp = agent
+        .get(format!("{}/api/v1/query", prom.url))
+        .query("query", expr)
+        .call()
+        .ok()?;
     serde_json::from_str(&resp.body_mut().read_to_string().ok()?).ok()
 }
 
@@ -117,28 +156,55 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let target = op.base_url.trim_start_matches("http://").to_owned();
     let prom = start_prometheus(&target);
     // Scraped and evaluated.
-    eventually("Prometheus to scrape the operator", Duration::from_secs(60), || {
-        let r = query(&prom, "count(soc2_control_compliant)");
-        let n = r.and_then(|v| v["data"]["result"][0]["value"][1].as_str().map(str::to_owned));
-        async move { (n.as_deref() == Some("2")).then_some(()) }
-    })
+    eventually(
+        "Prometheus to scrape the operator",
+        Duration::from_secs(60),
+        || {
+            let r = query(&prom, "count(soc2_control_compliant)");
+            let n = r.and_then(|v| {
+                v["data"]["result"][0]["value"][1]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            async move { (n.as_deref() == Some("2")).then_some(()) }
+        },
+    )
     .await;
     // The alert rules loaded and evaluate without errors.
     let rules: Value = {
         let agent = ureq::Agent::new_with_defaults();
-        let mut r = agent.get(format!("{}/api/v1/rules", prom.url)).call().unwrap();
+        let mut r = agent
+            .get(format!("{}/api/v1/rules", prom.url))
+            .call()
+            .unwrap();
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
     };
-    let loaded: Vec<&Value> = rules["data"]["groups"][0]["rules"].as_array().unwrap().iter().collect();
+    let loaded: Vec<&Value> = rules["data"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(loaded.len(), 6);
     for r in loaded {
         assert_eq!(r["health"], "ok", "{r}");
     }
 
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(repo("dashboards/soc2-operator.json")).unwrap()).unwrap();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("dashboards/soc2-operator.json")).unwrap(),
+    )
+    .unwrap();
     let panels = dashboard["panels"].as_array().unwrap();
     assert!(panels.len() >= 8);
-    let core = ["Controls compliant (%)", "Compliance by TSC category", "Compliance by criterion", "Non-compliant Controls", "Compliance over time", "Operator availability", "Violations by Control", "Cached objects by kind"];
+    let core = [
+        "Controls compliant (%)",
+        "Compliance by TSC category",
+        "Compliance by criterion",
+        "Non-compliant Controls",
+        "Compliance over time",
+        "Operator availability",
+        "Violations by Control",
+        "Cached objects by kind",
+    ];
     for p in panels {
         let title = p["title"].as_str().unwrap();
         for t in p["targets"].as_array().unwrap() {
@@ -147,13 +213,26 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
             assert_eq!(r["status"], "success", "{title}: {expr}: {r}");
             if core.contains(&title) {
                 let result = r["data"]["result"].as_array().unwrap();
-                assert!(!result.is_empty(), "core panel {title} has no data for {expr}");
+                assert!(
+                    !result.is_empty(),
+                    "core panel {title} has no data for {expr}"
+                );
             }
         }
     }
     // The panels that must match the cluster: one Control non-compliant (no
     // default-deny in the namespace), the empty-namespace availability Control compliant.
-    let table = query(&prom, &panels.iter().find(|p| p["title"] == "Non-compliant Controls").unwrap()["targets"][0]["expr"].as_str().unwrap().to_owned()).unwrap();
+    let table = query(
+        &prom,
+        &panels
+            .iter()
+            .find(|p| p["title"] == "Non-compliant Controls")
+            .unwrap()["targets"][0]["expr"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+    .unwrap();
     let rows = table["data"]["result"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metric"]["control"], names[0].as_str());
