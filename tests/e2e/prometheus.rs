@@ -222,17 +222,11 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     }
     // The panels that must match the cluster: one Control non-compliant (no
     // default-deny in the namespace), the empty-namespace availability Control compliant.
-    let table = query(
-        &prom,
-        &panels
-            .iter()
-            .find(|p| p["title"] == "Non-compliant Controls")
-            .unwrap()["targets"][0]["expr"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
-    .unwrap();
+    let table_panel = panels
+        .iter()
+        .find(|p| p["title"] == "Non-compliant Controls")
+        .unwrap();
+    let table = query(&prom, table_panel["targets"][0]["expr"].as_str().unwrap()).unwrap();
     let rows = table["data"]["result"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metric"]["control"], names[0].as_str());
