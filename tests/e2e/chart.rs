@@ -13,11 +13,11 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use soc2_operator::api::Control;
-use soc2_operator::api::conditions::{COMPLIANT, find};
 
 use crate::admission::install_control_crd;
-use crate::support::operator::{Operator, TEST_LABEL};
-use crate::support::{self, TestNamespace, eventually, kubectl, unique_name};
+use crate::support::controls::{apply_control, is_compliant, scope_to, wait_control};
+use crate::support::operator::Operator;
+use crate::support::{self, TestNamespace, kubectl, unique_name};
 
 fn chart() -> PathBuf {
     support::repo_root().join("charts/soc2-operator")
@@ -278,13 +278,16 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     let test = unique_name("lp");
     let name = unique_name("lp-np");
     let api: Api<Control> = Api::all(client.clone());
-    api.patch(&name, &PatchParams::apply("soc2-e2e").force(), &Patch::Apply(json!({
-        "apiVersion": "soc2-operator.dev/v1alpha1", "kind": "Control",
-        "metadata": {"name": name, "labels": {TEST_LABEL: test}},
-        "spec": {"criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "lp",
-                 "scope": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": app.name}}},
-                 "check": {"networkPolicy": {}}}
-    }))).await.unwrap();
+    apply_control(
+        &client,
+        &name,
+        &test,
+        json!({
+            "criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "lp",
+            "scope": scope_to(&[&app.name]), "check": {"networkPolicy": {}}
+        }),
+    )
+    .await;
     let lease = format!("soc2-soc2-operator-{suffix}");
     let _op = Operator::start(
         kubeconfig.path(),
@@ -298,20 +301,12 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
             "6s",
         ],
     );
-    let compliant = |c: &Control, v: &str| {
-        c.status
-            .as_ref()
-            .and_then(|s| find(&s.conditions, COMPLIANT))
-            .is_some_and(|x| x.status == v)
-    };
-    eventually(
+    wait_control(
+        &client,
+        &name,
         "NonCompliant written with the chart's identity",
         Duration::from_secs(30),
-        || {
-            let api = api.clone();
-            let name = name.clone();
-            async move { api.get(&name).await.ok().filter(|c| compliant(c, "False")) }
-        },
+        |c| is_compliant(c, "False"),
     )
     .await;
     let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
@@ -325,14 +320,12 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     )
     .await
     .unwrap();
-    eventually(
+    wait_control(
+        &client,
+        &name,
         "Compliant written with the chart's identity",
         Duration::from_secs(15),
-        || {
-            let api = api.clone();
-            let name = name.clone();
-            async move { api.get(&name).await.ok().filter(|c| compliant(c, "True")) }
-        },
+        |c| is_compliant(c, "True"),
     )
     .await;
 

@@ -9,67 +9,17 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 use soc2_operator::api::Control;
 use soc2_operator::api::conditions::{COMPLIANT, READY, find};
 
 use crate::admission::install_control_crd;
+use crate::support::controls::{apply_control, condition, is_compliant, scope_to, wait_control};
 use crate::support::operator::{Operator, TEST_LABEL};
 use crate::support::{self, TestNamespace, eventually, kubectl, unique_name};
 
 fn fixture(path: &str) -> std::path::PathBuf {
     support::repo_root().join("tests/fixtures/real").join(path)
-}
-
-/// Applies a Control labelled for this test's operator.
-async fn apply_control(client: &Client, name: &str, test: &str, spec: Value) -> Control {
-    let api: Api<Control> = Api::all(client.clone());
-    api.patch(
-        name,
-        &PatchParams::apply("soc2-e2e").force(),
-        &Patch::Apply(json!({
-            "apiVersion": "soc2-operator.dev/v1alpha1",
-            "kind": "Control",
-            "metadata": {"name": name, "labels": {TEST_LABEL: test}},
-            "spec": spec,
-        })),
-    )
-    .await
-    .expect("apply Control")
-}
-
-fn condition(c: &Control, type_: &str) -> Option<(String, String)> {
-    c.status
-        .as_ref()
-        .and_then(|s| find(&s.conditions, type_))
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-/// Waits until the Control satisfies `pred`; returns it.
-async fn wait_control(
-    client: &Client,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&Control) -> bool,
-) -> Control {
-    let api: Api<Control> = Api::all(client.clone());
-    eventually(what, timeout, || {
-        let api = api.clone();
-        let pred = &pred;
-        async move { api.get(name).await.ok().filter(|c| pred(c)) }
-    })
-    .await
-}
-
-fn is_compliant(c: &Control, value: &str) -> bool {
-    condition(c, COMPLIANT).is_some_and(|(s, _)| s == value)
-}
-
-fn scope_to(ns: &[&str]) -> Value {
-    json!({"namespaceSelector": {"matchExpressions": [
-        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ns}
-    ]}})
 }
 
 async fn events_for(client: &Client, control: &str) -> Vec<Event> {
@@ -193,10 +143,8 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
     );
 
     // Break it again differently (egress only): a third Event with its own note.
-    kubectl(
-        &kc,
-        &["delete", "networkpolicy", "-n", &ns.name, "deny-all"],
-    );
+    // Add an ingress-only default-deny first, then drop deny-all, so there is
+    // never a moment without an ingress default-deny.
     let np_api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
         Api::namespaced(client.clone(), &ns.name);
     let deny_in = json!({"metadata": {"name": "deny-ingress"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
@@ -207,6 +155,10 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
         )
         .await
         .unwrap();
+    kubectl(
+        &kc,
+        &["delete", "networkpolicy", "-n", &ns.name, "deny-all"],
+    );
     wait_control(
         &client,
         &name,

@@ -8,12 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use serde_json::{Value, json};
 use soc2_operator::api::Control;
 
 use crate::admission::install_control_crd;
-use crate::support::operator::{Operator, TEST_LABEL};
+use crate::support::controls::{apply_control, scope_to};
+use crate::support::operator::Operator;
 use crate::support::{self, TestNamespace, eventually, unique_name};
 
 fn repo(path: &str) -> String {
@@ -143,13 +144,16 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     .enumerate()
     {
         let name = unique_name(&format!("prom-{i}"));
-        api.patch(&name, &PatchParams::apply("soc2-e2e").force(), &Patch::Apply(json!({
-            "apiVersion": "soc2-operator.dev/v1alpha1", "kind": "Control",
-            "metadata": {"name": name, "labels": {TEST_LABEL: test}},
-            "spec": {"criteria": criteria, "category": category, "severity": "High", "title": "prom",
-                     "scope": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}},
-                     "check": check}
-        }))).await.unwrap();
+        apply_control(
+            &client,
+            &name,
+            &test,
+            json!({
+                "criteria": criteria, "category": category, "severity": "High", "title": "prom",
+                "scope": scope_to(&[&ns.name]), "check": check
+            }),
+        )
+        .await;
         names.push(name);
     }
     let op = Operator::start(&kc, &test, &["--leader-election=false"]);

@@ -11,6 +11,7 @@
 //! control plane instead (for example one from `make cluster-up`).
 #![allow(dead_code)]
 
+pub mod controls;
 pub mod operator;
 
 use std::path::{Path, PathBuf};
