@@ -15,6 +15,7 @@
 //! | `soc2_cache_objects` | gauge | kind | objects in the shared cache |
 //! | `soc2_status_writes_total` | counter | | status patches sent |
 //! | `soc2_leader` | gauge | | 1 while this replica holds the leader Lease |
+//! | `soc2_resync_interval_seconds` | gauge | | the configured resync interval |
 //! | `soc2_build_info` | gauge | version | always 1 |
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -60,6 +61,8 @@ pub struct Metrics {
     pub status_writes: IntCounter,
     /// 1 while leader.
     pub leader: IntGauge,
+    /// The configured resync interval, seconds.
+    pub resync_interval: prometheus::Gauge,
     controls: Mutex<BTreeMap<String, ControlLabels>>,
 }
 
@@ -146,6 +149,11 @@ impl Metrics {
                 "1 while this replica holds the leader Lease and writes status.",
             )
             .expect("valid metric"),
+            resync_interval: prometheus::Gauge::new(
+                "soc2_resync_interval_seconds",
+                "The configured resync interval: every Control is re-evaluated at least this often.",
+            )
+            .expect("valid metric"),
             controls: Mutex::new(BTreeMap::new()),
             registry,
         };
@@ -180,6 +188,7 @@ impl Metrics {
             Box::new(m.cache_objects.clone()),
             Box::new(m.status_writes.clone()),
             Box::new(m.leader.clone()),
+            Box::new(m.resync_interval.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");
@@ -231,6 +240,21 @@ impl Metrics {
             .with_label_values(&[&name])
             .set(eval.evaluated_at.as_millisecond() as f64 / 1000.0);
         controls.insert(name, labels);
+        self.update_criteria(&controls);
+    }
+
+    /// A Control that cannot be evaluated (unreadable spec, a kind it reads
+    /// cannot be watched): no verdict series, `soc2_control_ready` 0, and it no
+    /// longer counts for its criteria.
+    pub fn not_ready(&self, name: &str) {
+        let mut controls = self.controls.lock().expect("metrics lock");
+        if let Some(old) = controls.get_mut(name) {
+            let l = [name, old.category.as_str(), old.severity.as_str()];
+            let _ = self.control_compliant.remove_label_values(&l);
+            let _ = self.control_violations.remove_label_values(&l);
+            old.compliant = None;
+        }
+        self.control_ready.with_label_values(&[name]).set(0.0);
         self.update_criteria(&controls);
     }
 

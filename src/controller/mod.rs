@@ -215,6 +215,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let client = Client::try_from(kube_config.clone()).map_err(|e| Error::Client(e.to_string()))?;
     let metrics = Arc::new(Metrics::new(crate::VERSION));
+    metrics.resync_interval.set(config.resync.as_secs_f64());
     let ready = Arc::new(AtomicBool::new(false));
     let (addr, http_task) = crate::http::serve(
         config.metrics_addr,

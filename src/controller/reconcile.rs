@@ -413,7 +413,7 @@ async fn write_not_ready(
             && conditions::find(&p.conditions, READY)
                 .is_some_and(|c| c.status == "False" && c.reason == reason && c.message == message)
     });
-    shared.metrics.forget(name);
+    shared.metrics.not_ready(name);
     if unchanged || !shared.is_leader() || shared.shutdown.is_cancelled() {
         return Ok(());
     }

@@ -91,6 +91,11 @@ fn bad_values_fail_with_a_message_naming_the_value() {
         ("operator.logFormat=xml", "/operator/logFormat"),
         ("metrics.port=80", "/metrics/port"),
         ("unknownKey=1", "unknownKey"),
+        ("operator.debounce=0s", "/operator/debounce"),
+        (
+            "metrics.prometheusRule.nonCompliantFor=1.5h",
+            "/metrics/prometheusRule/nonCompliantFor",
+        ),
     ] {
         let out = helm(&[
             "template",
@@ -429,5 +434,42 @@ fn the_operator_passes_its_own_network_policy_control() {
     assert!(
         e.resources_checked >= 3,
         "namespace and policies were checked"
+    );
+}
+
+/// The PrometheusRule carries the configured `nonCompliantFor` and its rules
+/// pass `promtool check rules` as rendered.
+#[test]
+fn the_rendered_prometheus_rule_uses_the_values_and_is_valid() {
+    let rendered = template(
+        "soc2-system",
+        &[
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.nonCompliantFor=42m",
+        ],
+    );
+    let rule: serde_json::Value = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|v: &serde_json::Value| v["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    let rules = &rule["spec"]["groups"][0]["rules"];
+    let fors: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["for"].as_str())
+        .collect();
+    assert_eq!(fors.iter().filter(|f| **f == "42m").count(), 3, "{fors:?}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -39,7 +39,7 @@ fn promtool_checks_and_unit_tests_every_alert() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 6 rules found"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 7 rules found"));
     let test = Command::new("promtool")
         .args(["test", "rules", &repo("tests/prometheus/alerts_test.yaml")])
         .output()
@@ -59,6 +59,7 @@ fn promtool_checks_and_unit_tests_every_alert() {
         "SOC2NoLeader",
         "SOC2EvaluationsStale",
         "SOC2ReconcileErrors",
+        "SOC2ControlNotReady",
     ] {
         assert!(
             tests.matches(&format!("alertname: {alert}\n")).count() >= 2,
@@ -188,7 +189,7 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
         .unwrap()
         .iter()
         .collect();
-    assert_eq!(loaded.len(), 6);
+    assert_eq!(loaded.len(), 7);
     for r in loaded {
         assert_eq!(r["health"], "ok", "{r}");
     }
