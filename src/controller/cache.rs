@@ -164,6 +164,34 @@ impl Default for Backoff {
     }
 }
 
+/// The next event of a watch stream, or `None` when it ended. An error goes
+/// to `on_error`, then waits out `backoff`, which resets on every event but the
+/// `Init`/`InitApply` of a relist.
+pub async fn next_event<K, F>(
+    stream: &mut (impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Unpin),
+    backoff: &mut Backoff,
+    mut on_error: impl FnMut(watcher::Error) -> F,
+) -> Option<watcher::Event<K>>
+where
+    F: std::future::Future<Output = ()>,
+{
+    loop {
+        match stream.try_next().await {
+            Ok(Some(e)) => {
+                if !matches!(e, watcher::Event::Init | watcher::Event::InitApply(_)) {
+                    backoff.reset();
+                }
+                return Some(e);
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                on_error(e).await;
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
 /// Stops the watch of `kind` (its CRD was deleted).
 async fn stop_watch(shared: &Arc<Shared>, kind: Kind) {
     let mut w = shared.watches.lock().await;
@@ -197,10 +225,9 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let mut stream = watcher(api, cfg).boxed();
     let mut backoff = Backoff::new();
     loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
+        let on_error = |e: watcher::Error| {
+            let shared = shared.clone();
+            async move {
                 warn!(%kind, error = %e, "watch error; retrying with backoff");
                 shared
                     .metrics
@@ -219,9 +246,10 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                     shared.kind_changed(kind).await;
                     shared.update_ready().await;
                 }
-                backoff.wait().await;
-                continue;
             }
+        };
+        let Some(event) = next_event(&mut stream, &mut backoff, on_error).await else {
+            return;
         };
         shared
             .metrics
@@ -236,7 +264,6 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                 }
             }
             watcher::Event::InitDone => {
-                backoff.reset();
                 let fresh = buffer.take().unwrap_or_default();
                 let n = fresh.len();
                 *K::objects_mut(&mut *shared.snapshot.write().await) = fresh;
@@ -255,7 +282,6 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                 shared.kind_changed(kind).await;
             }
             watcher::Event::Apply(g) => {
-                backoff.reset();
                 let (ns, name) = key(&g);
                 let obj = accept(&shared, g);
                 let mut snap = shared.snapshot.write().await;
@@ -273,7 +299,6 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                 changed::<K>(&shared, snap, label).await;
             }
             watcher::Event::Delete(g) => {
-                backoff.reset();
                 let (ns, name) = key(&g);
                 let mut snap = shared.snapshot.write().await;
                 K::objects_mut(&mut snap).remove(&ns, &name);
@@ -344,18 +369,12 @@ pub async fn watch_crds(shared: Arc<Shared>) {
     let mut listing: Option<BTreeSet<Kind>> = None;
     let mut backoff = Backoff::new();
     loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
-                warn!(error = %e, "CustomResourceDefinition watch error; retrying with backoff");
-                backoff.wait().await;
-                continue;
-            }
+        let on_error = |e: watcher::Error| async move {
+            warn!(error = %e, "CustomResourceDefinition watch error; retrying with backoff");
         };
-        if !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_)) {
-            backoff.reset();
-        }
+        let Some(event) = next_event(&mut stream, &mut backoff, on_error).await else {
+            return;
+        };
         let kinds_of = |name: Option<&String>| -> Vec<Kind> {
             Kind::ALL
                 .into_iter()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DeserializeGuard;
 use kube::runtime::watcher;
@@ -315,18 +315,12 @@ async fn watch_controls(shared: Arc<Shared>) {
     let mut buffer: Option<BTreeMap<String, CachedControl>> = None;
     let mut backoff = cache::Backoff::new();
     loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(e) => {
-                warn!(error = %e, "Control watch error; retrying with backoff");
-                backoff.wait().await;
-                continue;
-            }
+        let on_error = |e: watcher::Error| async move {
+            warn!(error = %e, "Control watch error; retrying with backoff");
         };
-        if !matches!(event, watcher::Event::Init | watcher::Event::InitApply(_)) {
-            backoff.reset();
-        }
+        let Some(event) = cache::next_event(&mut stream, &mut backoff, on_error).await else {
+            return;
+        };
         shared
             .metrics
             .watch_events

@@ -259,19 +259,15 @@ async fn refresh_apiserver_metrics(shared: &Shared) {
     let Ok(req) = http::Request::get("/metrics").body(Vec::new()) else {
         return;
     };
-    let text = match tokio::time::timeout(REQUEST_TIMEOUT, shared.client.request_text(req)).await {
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, shared.client.request_text(req)).await;
+    let text = match read {
         Ok(Ok(text)) => text,
-        Ok(Err(e)) => {
-            warn!(error = %e, "cannot read the API server's /metrics (encryption evidence falls back to pods and attestations)");
-            shared
-                .metrics
-                .reconcile_errors
-                .with_label_values(&["APIServerMetrics"])
-                .inc();
-            return;
-        }
-        Err(_) => {
-            warn!("the API server's /metrics did not answer within 10 s");
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "no answer within 10 s".to_owned(),
+            };
+            warn!(error = %why, "cannot read the API server's /metrics (encryption evidence falls back to pods and attestations)");
             shared
                 .metrics
                 .reconcile_errors
