@@ -33,10 +33,59 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the operator (the default).
     Run(Box<RunArgs>),
+    /// Evaluate Controls once, against manifests or the live cluster (exit 0:
+    /// compliant, 1: a violation at or above --fail-on, 2: bad input).
+    Check(CheckArgs),
     /// Print the Control CustomResourceDefinition as YAML.
     Crd,
     /// Print the version.
     Version,
+}
+
+/// Flags of `check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Control manifests: a file, a directory, or `-`; default the built-in catalog.
+    #[arg(long)]
+    pub controls: Option<String>,
+    /// Manifests to check offline (file, directory, or `-`: YAML or JSON,
+    /// multi-document, List kinds, `helm template` output); default the live
+    /// cluster (kubeconfig or in-cluster).
+    #[arg(long)]
+    pub manifests: Option<String>,
+    /// Namespace of namespaced manifests that name none (as `kubectl apply -n`).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::check::Output::Table)]
+    pub output: crate::check::Output,
+    /// Exit 1 when a Control of at least this severity is not compliant.
+    #[arg(long, value_enum, default_value_t = FailOn::Low)]
+    pub fail_on: FailOn,
+}
+
+/// `--fail-on` values.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    /// Any non-compliant Control.
+    Low,
+    /// Medium and above.
+    Medium,
+    /// High and above.
+    High,
+    /// Critical only.
+    Critical,
+}
+
+impl From<FailOn> for crate::api::Severity {
+    fn from(f: FailOn) -> Self {
+        match f {
+            FailOn::Low => crate::api::Severity::Low,
+            FailOn::Medium => crate::api::Severity::Medium,
+            FailOn::High => crate::api::Severity::High,
+            FailOn::Critical => crate::api::Severity::Critical,
+        }
+    }
 }
 
 /// Flags of `run`.

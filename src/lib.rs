@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod check;
 pub mod checks;
 pub mod cli;
 pub mod controller;

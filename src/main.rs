@@ -32,6 +32,7 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Some(Command::Run(args)) => run(cli.log_format, *args).await,
+        Some(Command::Check(args)) => check(args).await,
         None => run(cli.log_format, RunArgs::default()).await,
     }
 }
@@ -78,4 +79,63 @@ async fn run(format: LogFormat, args: RunArgs) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn check(args: soc2_operator::cli::CheckArgs) -> std::process::ExitCode {
+    use soc2_operator::check;
+    use std::io::IsTerminal;
+    let mut errors = Vec::new();
+    let control_inputs = match &args.controls {
+        None => check::BUILTIN_CONTROLS
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect(),
+        Some(p) => match check::read_inputs(p) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
+    let (controls, errs) = check::controls_from(&control_inputs);
+    errors.extend(errs);
+    let snapshot = match &args.manifests {
+        Some(p) => match check::read_inputs(p) {
+            Ok(inputs) => {
+                let (s, errs) = check::snapshot_from(&inputs, &args.namespace);
+                errors.extend(errs);
+                s
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        None => {
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!(
+                        "error: no cluster to check (give --manifests, or a kubeconfig): {e}"
+                    );
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match check::snapshot_from_cluster(&client, &controls).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: reading the cluster: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let outcomes = check::run(controls, &snapshot, jiff::Timestamp::now());
+    let color = args.output == check::Output::Table && std::io::stdout().is_terminal();
+    print!("{}", check::render(&outcomes, &errors, args.output, color));
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    std::process::ExitCode::from(check::exit_code(&outcomes, &errors, args.fail_on.into()))
 }

@@ -934,3 +934,86 @@ async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_
             .unwrap();
     }
 }
+
+/// `soc2-operator check --manifests` on the Online Boutique files gives exactly
+/// the operator's verdicts on the same objects in the cluster.
+#[tokio::test]
+async fn check_on_manifests_matches_the_operator_on_the_cluster() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let kc = support::control_plane().kubeconfig.clone();
+    let ns = TestNamespace::new(&client, "same").await;
+    let manifests = fixture("microservices-demo/kubernetes-manifests.yaml");
+    kubectl(
+        &kc,
+        &["apply", "-n", &ns.name, "-f", manifests.to_str().unwrap()],
+    );
+    let test = unique_name("same");
+    let specs = [
+        json!({"criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "np",
+               "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {"egress": true}}}),
+        json!({"criteria": ["A1.1"], "category": "Availability", "severity": "Medium", "title": "avail",
+               "scope": scope_to(&[&ns.name]), "check": {"availability": {}}}),
+    ];
+    let mut docs = Vec::new();
+    let mut names = Vec::new();
+    for spec in specs {
+        let name = unique_name("same");
+        apply_control(&client, &name, &test, spec.clone()).await;
+        docs.push(serde_yaml::to_string(&json!({
+            "apiVersion": "soc2-operator.dev/v1alpha1", "kind": "Control", "metadata": {"name": name}, "spec": spec
+        })).unwrap());
+        names.push(name);
+    }
+    let controls = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(controls.path(), docs.join("---\n")).unwrap();
+    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
+        .args(["check", "--output", "json", "-n", &ns.name, "--manifests"])
+        .arg(&manifests)
+        .arg("--controls")
+        .arg(controls.path())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in &names {
+        let c = wait_control(&client, name, "evaluated", Duration::from_secs(30), |c| {
+            condition(c, READY).is_some()
+        })
+        .await;
+        let status = c.status.unwrap();
+        let offline = report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name.as_str())
+            .unwrap();
+        let online: Vec<(String, String, String)> = status
+            .violations
+            .iter()
+            .map(|v| (v.kind.clone(), v.name.clone(), v.reason.clone()))
+            .collect();
+        let offline_v: Vec<(String, String, String)> = offline["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["kind"].as_str().unwrap().to_owned(),
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert!(!online.is_empty());
+        assert_eq!(online, offline_v, "{name}: operator and check disagree");
+        let compliant = find(&status.conditions, COMPLIANT).unwrap().status == "True";
+        assert_eq!(compliant, offline["verdict"] == "Compliant");
+    }
+    for n in names {
+        Api::<Control>::all(client.clone())
+            .delete(&n, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}

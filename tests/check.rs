@@ -1,0 +1,163 @@
+//! `soc2-operator check`: exit codes, output formats (parsed back with
+//! well-kept libraries) and broken input named by file, document and line.
+//! Offline (`--manifests`), so no cluster is needed.
+
+use std::process::{Command, Output};
+
+fn repo(p: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn check(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
+        .arg("check")
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run soc2-operator check")
+}
+
+const BOUTIQUE: &str = "tests/fixtures/real/microservices-demo/kubernetes-manifests.yaml";
+
+#[test]
+fn exit_codes_follow_the_verdicts_and_fail_on() {
+    // Online Boutique fails the built-in catalog (no network policies, 1 replica).
+    let out = check(&["--manifests", &repo(BOUTIQUE)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Its Ingress-free manifests pass a TLS-only control: 0.
+    let out = check(&[
+        "--manifests",
+        &repo(BOUTIQUE),
+        "--controls",
+        &repo("tests/fixtures/check/tls-only.yaml"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Only Low-severity failures, failing on Medium and above: 0.
+    let fail = check(&[
+        "--manifests",
+        &repo(BOUTIQUE),
+        "--controls",
+        &repo("controls/workloads-highly-available.yaml"),
+    ]);
+    assert_eq!(fail.status.code(), Some(1));
+    let pass = check(&[
+        "--manifests",
+        &repo(BOUTIQUE),
+        "--controls",
+        &repo("controls/workloads-highly-available.yaml"),
+        "--fail-on",
+        "high",
+    ]);
+    assert_eq!(
+        pass.status.code(),
+        Some(0),
+        "a Medium control does not fail --fail-on high"
+    );
+    // Usage error: 2.
+    assert_eq!(check(&["--output", "xml"]).status.code(), Some(2));
+    assert_eq!(
+        check(&["--manifests", "/nonexistent/path"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_broken_document_is_named_and_the_others_are_still_evaluated() {
+    let out = check(&[
+        "--manifests",
+        &repo("tests/fixtures/check/broken.yaml"),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.yaml: document 3, line 21"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let np = report["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "network-default-deny")
+        .unwrap();
+    // The first two documents were read: the namespace has an ingress deny (egress missing).
+    let violations: Vec<&str> = np["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(violations, ["MissingDefaultDenyEgress"], "{np}");
+}
+
+#[test]
+fn json_lists_every_control_with_its_violations() {
+    let out = check(&["--manifests", &repo(BOUTIQUE), "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let controls = report["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 6);
+    let np = controls
+        .iter()
+        .find(|c| c["name"] == "network-default-deny")
+        .unwrap();
+    assert_eq!(np["verdict"], "NonCompliant");
+    assert_eq!(
+        np["violations"].as_array().unwrap().len(),
+        2,
+        "ingress and egress for namespace default"
+    );
+}
+
+#[test]
+fn junit_parses_with_one_testcase_per_control() {
+    let out = check(&["--manifests", &repo(BOUTIQUE), "--output", "junit"]);
+    let xml = String::from_utf8(out.stdout).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut testcases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event().expect("well-formed JUnit XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => testcases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(testcases, 6);
+    assert_eq!(
+        failures, 4,
+        "backups, network policy, secrets, availability fail"
+    );
+}
+
+#[test]
+fn sarif_parses_as_sarif_2_1_0() {
+    let out = check(&["--manifests", &repo(BOUTIQUE), "--output", "sarif"]);
+    let sarif: serde_sarif::sarif::Sarif =
+        serde_json::from_slice(&out.stdout).expect("valid SARIF");
+    let run = &sarif.runs[0];
+    assert_eq!(run.tool.driver.name, "soc2-operator");
+    let results = run.results.as_ref().unwrap();
+    // 2 network-policy + 1 secrets + 25 availability violations.
+    assert_eq!(results.len(), 28);
+    assert!(results.iter().all(|r| r.rule_id.is_some()));
+}
