@@ -555,4 +555,7 @@ pub fn check_is_set(check: &Check) -> bool {
         || check.rbac.is_some()
         || check.backup.is_some()
         || check.availability.is_some()
+        || check.workload_security.is_some()
+        || check.audit_logging.is_some()
+        || check.image_provenance.is_some()
 }

@@ -151,7 +151,7 @@ pub struct Scope {
 /// The check of a control. Exactly one member is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.networkPolicy), has(self.encryption), has(self.rbac), has(self.backup), has(self.availability)].filter(x, x).size() == 1").message("exactly one of networkPolicy, encryption, rbac, backup, availability must be set"))]
+#[x_kube(validation = Rule::new("[has(self.networkPolicy), has(self.encryption), has(self.rbac), has(self.backup), has(self.availability), has(self.workloadSecurity), has(self.auditLogging), has(self.imageProvenance)].filter(x, x).size() == 1").message("exactly one of networkPolicy, encryption, rbac, backup, availability, workloadSecurity, auditLogging, imageProvenance must be set"))]
 pub struct Check {
     /// CC6.1/CC6.6: every in-scope namespace has a NetworkPolicy with
     /// `podSelector: {}` that denies all ingress (and egress with `egress: true`);
@@ -180,6 +180,65 @@ pub struct Check {
     /// readiness probe on every container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<AvailabilityCheck>,
+    /// CC6.8: workloads run without privileged containers, host namespaces or
+    /// (optionally) hostPath volumes and added capabilities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_security: Option<WorkloadSecurityCheck>,
+    /// CC7.2: the API server writes an audit log (`--audit-policy-file` with
+    /// `--audit-log-path` or `--audit-webhook-config-file`), verified from its
+    /// mirror pods or attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_logging: Option<AuditLoggingCheck>,
+    /// CC8.1: workload images come from approved registries and/or are pinned by
+    /// digest, so what runs is what was reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_provenance: Option<ImageProvenanceCheck>,
+}
+
+/// Workload hardening (Kubernetes Pod Security Standards, "Baseline"):
+/// Deployments and StatefulSets in scope run no `privileged` container and no
+/// `hostNetwork`, `hostPID` or `hostIPC`; optionally no `hostPath` volumes and no
+/// added capabilities beyond `NET_BIND_SERVICE`. Init containers included.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSecurityCheck {
+    /// Also report `hostPath` volumes (default false).
+    #[serde(default)]
+    pub forbid_host_path: bool,
+    /// Also report added capabilities other than `NET_BIND_SERVICE` (default false).
+    #[serde(default)]
+    pub forbid_added_capabilities: bool,
+}
+
+/// Audit logging of the API server (Kubernetes "Auditing"): every
+/// kube-apiserver mirror pod in `kube-system` runs with `--audit-policy-file`
+/// and a backend (`--audit-log-path` or `--audit-webhook-config-file`).
+/// Without such pods, `attestation` (managed control planes) makes it Attested.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditLoggingCheck {
+    /// A statement for managed control planes, e.g. "EKS control plane logging
+    /// (audit) enabled to CloudWatch" (at most 1024 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub attestation: Option<String>,
+}
+
+/// Where workload images come from (change management): every container of
+/// the Deployments and StatefulSets in scope uses an image from one of
+/// `allowedRegistries` (prefix match on the image reference) and/or, with
+/// `requireDigest`, pinned by `@sha256:` digest. At least one must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.allowedRegistries) > 0 || self.requireDigest").message("set allowedRegistries, requireDigest, or both"))]
+pub struct ImageProvenanceCheck {
+    /// Image reference prefixes, e.g. `registry.example.com/` (at most 50).
+    #[serde(default)]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 253)))]
+    pub allowed_registries: Vec<String>,
+    /// Require images pinned by digest (`image@sha256:…`).
+    #[serde(default)]
+    pub require_digest: bool,
 }
 
 /// Default-deny network policies (Kubernetes NetworkPolicy API,

@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::storage::v1::StorageClass;
 
+use super::apiserver;
 use crate::api::{
     EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
     Verification,
@@ -369,56 +370,14 @@ fn storage_classes(
     Ok(())
 }
 
-/// The kube-apiserver pods in `kube-system` (static/mirror pods labelled
-/// `component=kube-apiserver`, or named `kube-apiserver-…`).
-fn apiserver_pods<'a>(cx: &'a Context) -> impl Iterator<Item = &'a Pod> {
-    cx.snapshot
-        .pods
-        .in_namespace("kube-system")
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("component"))
-                .map(String::as_str)
-                == Some("kube-apiserver")
-                || name_of(*p).starts_with("kube-apiserver-")
-        })
-}
-
-/// Whether the pod runs kube-apiserver with a non-empty
-/// `--encryption-provider-config` (`--flag=value` or `--flag value`).
 fn has_encryption_flag(pod: &Pod) -> bool {
-    pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| {
-        let argv: Vec<&String> = c
-            .command
-            .iter()
-            .flatten()
-            .chain(c.args.iter().flatten())
-            .collect();
-        argv.iter()
-            .enumerate()
-            .any(|(i, a)| match a.strip_prefix(ENCRYPTION_FLAG) {
-                Some(rest) => match rest.strip_prefix('=') {
-                    Some(v) => !v.is_empty(),
-                    None => {
-                        rest.is_empty()
-                            && argv
-                                .get(i + 1)
-                                .is_some_and(|v| !v.is_empty() && !v.starts_with('-'))
-                    }
-                },
-                None => false,
-            })
-    })
+    apiserver::flag_value(pod, ENCRYPTION_FLAG).is_some()
 }
 
 fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
     // (a) The flag on the kube-apiserver mirror pods: every replica, since a
     // Secret written through one without it is stored in plain text.
-    let pods: Vec<&Pod> = apiserver_pods(cx).collect();
+    let pods: Vec<&Pod> = apiserver::pods(cx).collect();
     out.resources_checked += pods.len() as u64;
     let without: Vec<&Pod> = pods
         .iter()

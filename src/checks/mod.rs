@@ -11,11 +11,16 @@ use crate::api::Check;
 use crate::engine::{Context, InvalidSpec, Outcome};
 use crate::snapshot::Kind;
 
+pub mod apiserver;
+pub mod audit_logging;
 pub mod availability;
 pub mod backup;
 pub mod encryption;
+pub mod image_provenance;
 pub mod network_policy;
 pub mod rbac;
+pub mod workload_security;
+pub mod workloads;
 
 /// The kinds a check reads, always including `Namespace` (for the scope).
 pub fn kinds_for(check: &Check) -> BTreeSet<Kind> {
@@ -35,6 +40,15 @@ pub fn kinds_for(check: &Check) -> BTreeSet<Kind> {
     if let Some(c) = &check.availability {
         kinds.extend(availability::kinds(c));
     }
+    if let Some(c) = &check.workload_security {
+        kinds.extend(workload_security::kinds(c));
+    }
+    if let Some(c) = &check.audit_logging {
+        kinds.extend(audit_logging::kinds(c));
+    }
+    if let Some(c) = &check.image_provenance {
+        kinds.extend(image_provenance::kinds(c));
+    }
     kinds
 }
 
@@ -51,6 +65,9 @@ pub fn evaluate(check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec> {
         check.rbac.is_some(),
         check.backup.is_some(),
         check.availability.is_some(),
+        check.workload_security.is_some(),
+        check.audit_logging.is_some(),
+        check.image_provenance.is_some(),
     ]
     .into_iter()
     .filter(|x| *x)
@@ -59,7 +76,7 @@ pub fn evaluate(check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec> {
         return Err(InvalidSpec::new(
             "spec.check",
             format!(
-                "exactly one of networkPolicy, encryption, rbac, backup, availability must be set, found {set}"
+                "exactly one of networkPolicy, encryption, rbac, backup, availability, workloadSecurity, auditLogging, imageProvenance must be set, found {set}"
             ),
         ));
     }
@@ -73,6 +90,12 @@ pub fn evaluate(check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec> {
         backup::evaluate(c, cx)
     } else if let Some(c) = &check.availability {
         availability::evaluate(c, cx)
+    } else if let Some(c) = &check.workload_security {
+        workload_security::evaluate(c, cx)
+    } else if let Some(c) = &check.audit_logging {
+        audit_logging::evaluate(c, cx)
+    } else if let Some(c) = &check.image_provenance {
+        image_provenance::evaluate(c, cx)
     } else {
         unreachable!("exactly one member is set")
     }

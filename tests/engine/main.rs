@@ -6,6 +6,7 @@ mod availability;
 mod backup;
 mod encryption;
 mod engine;
+mod hardening;
 mod network_policy;
 mod rbac;
 mod regressions;

@@ -1,0 +1,95 @@
+//! Workload hardening — TSC CC6.8 (prevent or detect unauthorized or malicious
+//! software): no container can take over its node.
+//!
+//! Rule (Kubernetes Pod Security Standards, Baseline profile): Deployments and
+//! StatefulSets in scope run no `privileged` container (init containers
+//! included) and do not share the node's network, PID or IPC namespaces;
+//! optionally no `hostPath` volumes and no added capabilities beyond
+//! `NET_BIND_SERVICE`.
+use super::workloads::{self, Workload};
+use crate::api::WorkloadSecurityCheck;
+use crate::engine::{Context, InvalidSpec, Outcome};
+use crate::snapshot::Kind;
+
+/// Kinds read: Deployment, StatefulSet.
+pub fn kinds(_spec: &WorkloadSecurityCheck) -> Vec<Kind> {
+    workloads::KINDS.to_vec()
+}
+
+fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
+    out.resources_checked += 1;
+    let pod = w.template().spec.as_ref();
+    let privileged: Vec<&str> = w
+        .all_containers()
+        .filter(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !privileged.is_empty() {
+        out.violations.push(w.violation(
+            "PrivilegedContainer",
+            format!("privileged container(s): {}", privileged.join(", ")),
+        ));
+    }
+    let host: Vec<&str> = [
+        ("hostNetwork", pod.and_then(|p| p.host_network)),
+        ("hostPID", pod.and_then(|p| p.host_pid)),
+        ("hostIPC", pod.and_then(|p| p.host_ipc)),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v == Some(true))
+    .map(|(n, _)| n)
+    .collect();
+    if !host.is_empty() {
+        out.violations.push(w.violation(
+            "HostNamespaces",
+            format!("shares the node's namespaces: {}", host.join(", ")),
+        ));
+    }
+    if spec.forbid_host_path {
+        let paths: Vec<&str> = pod
+            .into_iter()
+            .flat_map(|p| p.volumes.iter().flatten())
+            .filter(|v| v.host_path.is_some())
+            .map(|v| v.name.as_str())
+            .collect();
+        if !paths.is_empty() {
+            out.violations.push(w.violation(
+                "HostPathVolume",
+                format!("hostPath volume(s): {}", paths.join(", ")),
+            ));
+        }
+    }
+    if spec.forbid_added_capabilities {
+        let added: Vec<String> = w
+            .all_containers()
+            .flat_map(|c| {
+                c.security_context
+                    .iter()
+                    .flat_map(|s| s.capabilities.iter())
+                    .flat_map(|cap| cap.add.iter().flatten())
+                    .filter(|a| a.as_str() != "NET_BIND_SERVICE")
+                    .map(move |a| format!("{}:{a}", c.name))
+            })
+            .collect();
+        if !added.is_empty() {
+            out.violations.push(w.violation(
+                "AddedCapabilities",
+                format!("added capabilities: {}", added.join(", ")),
+            ));
+        }
+    }
+}
+
+/// Evaluates every Deployment and StatefulSet in scope.
+///
+/// # Errors
+/// None: every spec this family accepts is valid.
+pub fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+    let mut out = Outcome::default();
+    for ns in cx.namespaces {
+        for w in workloads::in_namespace(cx, ns) {
+            check(spec, w, &mut out);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,78 @@
+//! The workloads several checks read: Deployments and StatefulSets
+//! (`apps/v1`) of a namespace, with their pod templates.
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+
+use crate::api::Violation;
+use crate::engine::{Context, violation};
+use crate::snapshot::Kind;
+
+/// The kinds [`in_namespace`] reads.
+pub const KINDS: [Kind; 2] = [Kind::Deployment, Kind::StatefulSet];
+
+/// A Deployment or a StatefulSet.
+#[derive(Clone, Copy)]
+pub enum Workload<'a> {
+    /// An `apps/v1` Deployment.
+    Deployment(&'a Deployment),
+    /// An `apps/v1` StatefulSet.
+    StatefulSet(&'a StatefulSet),
+}
+
+static EMPTY_TEMPLATE: std::sync::LazyLock<PodTemplateSpec> =
+    std::sync::LazyLock::new(PodTemplateSpec::default);
+
+impl<'a> Workload<'a> {
+    /// `spec.replicas` (an omitted value is 1, per the API).
+    pub fn replicas(self) -> i32 {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.replicas),
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
+        }
+        .unwrap_or(1)
+    }
+
+    /// The pod template (empty when the object has no spec).
+    pub fn template(self) -> &'a PodTemplateSpec {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+        }
+        .unwrap_or(&EMPTY_TEMPLATE)
+    }
+
+    /// Containers and init containers of the pod template.
+    pub fn all_containers(self) -> impl Iterator<Item = &'a Container> {
+        self.template().spec.iter().flat_map(|s| {
+            s.init_containers
+                .iter()
+                .flatten()
+                .chain(s.containers.iter())
+        })
+    }
+
+    /// A violation of this workload.
+    pub fn violation(self, reason: &str, message: String) -> Violation {
+        match self {
+            Workload::Deployment(d) => violation(d, reason, message),
+            Workload::StatefulSet(s) => violation(s, reason, message),
+        }
+    }
+}
+
+/// The Deployments, then the StatefulSets, of `namespace`.
+pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item = Workload<'a>> {
+    let d = cx
+        .snapshot
+        .deployments
+        .in_namespace(namespace)
+        .iter()
+        .map(|d| Workload::Deployment(d.as_ref()));
+    let s = cx
+        .snapshot
+        .stateful_sets
+        .in_namespace(namespace)
+        .iter()
+        .map(|s| Workload::StatefulSet(s.as_ref()));
+    d.chain(s)
+}

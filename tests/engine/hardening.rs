@@ -1,0 +1,224 @@
+//! The CC6.8, CC7.2 and CC8.1 families: workload security, audit logging,
+//! image provenance.
+use soc2_operator::api::Verification;
+use soc2_operator::checks::image_provenance::pinned;
+use soc2_operator::engine::Verdict;
+
+use crate::util::*;
+
+fn deploy(name: &str, pod_extra: &str, container_extra: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: app}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n{pod_extra}      containers:\n      - name: main\n        image: \"{image}\"\n{container_extra}"
+    )
+}
+
+const IMG: &str = "registry.example.com/team/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn workload_security_table() {
+    let cases: Vec<(&str, String, &str, Vec<(&str, &str, &str)>)> = vec![
+        (
+            "hardened",
+            deploy("ok", "", "", IMG),
+            "workloadSecurity: {}",
+            vec![],
+        ),
+        (
+            "privileged",
+            deploy(
+                "p",
+                "",
+                "        securityContext: {privileged: true}\n",
+                IMG,
+            ),
+            "workloadSecurity: {}",
+            vec![("PrivilegedContainer", "Deployment", "app/p")],
+        ),
+        (
+            "privileged init container",
+            deploy(
+                "i",
+                "      initContainers: [{name: init, image: busybox, securityContext: {privileged: true}}]\n",
+                "",
+                IMG,
+            ),
+            "workloadSecurity: {}",
+            vec![("PrivilegedContainer", "Deployment", "app/i")],
+        ),
+        (
+            "host namespaces",
+            deploy(
+                "h",
+                "      hostNetwork: true\n      hostPID: true\n",
+                "",
+                IMG,
+            ),
+            "workloadSecurity: {}",
+            vec![("HostNamespaces", "Deployment", "app/h")],
+        ),
+        (
+            "hostPath allowed by default",
+            deploy(
+                "v",
+                "      volumes: [{name: root, hostPath: {path: /}}]\n",
+                "",
+                IMG,
+            ),
+            "workloadSecurity: {}",
+            vec![],
+        ),
+        (
+            "hostPath forbidden",
+            deploy(
+                "v",
+                "      volumes: [{name: root, hostPath: {path: /}}]\n",
+                "",
+                IMG,
+            ),
+            "workloadSecurity: {forbidHostPath: true}",
+            vec![("HostPathVolume", "Deployment", "app/v")],
+        ),
+        (
+            "NET_BIND_SERVICE is fine",
+            deploy(
+                "c",
+                "",
+                "        securityContext: {capabilities: {add: [NET_BIND_SERVICE]}}\n",
+                IMG,
+            ),
+            "workloadSecurity: {forbidAddedCapabilities: true}",
+            vec![],
+        ),
+        (
+            "SYS_ADMIN is not",
+            deploy(
+                "c",
+                "",
+                "        securityContext: {capabilities: {add: [SYS_ADMIN]}}\n",
+                IMG,
+            ),
+            "workloadSecurity: {forbidAddedCapabilities: true}",
+            vec![("AddedCapabilities", "Deployment", "app/c")],
+        ),
+    ];
+    for (name, doc, check, expected) in cases {
+        let e = eval(&control(check), &snapshot(&[&doc]));
+        assert_eq!(sorted(&e), expect(&expected), "case: {name}");
+    }
+}
+
+#[test]
+fn digests_are_recognised() {
+    assert!(pinned(IMG));
+    assert!(!pinned("nginx:1.27"));
+    assert!(!pinned("nginx@sha256:abc"));
+}
+
+#[test]
+fn image_provenance_table() {
+    let registries = "imageProvenance: {allowedRegistries: [registry.example.com/]}";
+    let digest = "imageProvenance: {requireDigest: true}";
+    let both = "imageProvenance: {allowedRegistries: [registry.example.com/], requireDigest: true}";
+    let cases: Vec<(&str, String, &str, Vec<(&str, &str, &str)>)> = vec![
+        (
+            "approved and pinned",
+            deploy("a", "", "", IMG),
+            both,
+            vec![],
+        ),
+        (
+            "foreign registry",
+            deploy("f", "", "", "docker.io/library/nginx:1.27"),
+            registries,
+            vec![("UnapprovedRegistry", "Deployment", "app/f")],
+        ),
+        (
+            "tag only",
+            deploy("t", "", "", "registry.example.com/team/app:1.2"),
+            digest,
+            vec![("ImageNotPinned", "Deployment", "app/t")],
+        ),
+        (
+            "both wrong",
+            deploy("b", "", "", "nginx"),
+            both,
+            vec![
+                ("ImageNotPinned", "Deployment", "app/b"),
+                ("UnapprovedRegistry", "Deployment", "app/b"),
+            ],
+        ),
+    ];
+    for (name, doc, check, expected) in cases {
+        let e = eval(&control(check), &snapshot(&[&doc]));
+        assert_eq!(sorted(&e), expect(&expected), "case: {name}");
+    }
+    let e = eval(&control("imageProvenance: {}"), &snapshot(&[&ns("app")]));
+    assert_eq!(e.verdict, Verdict::InvalidSpec);
+}
+
+/// Online Boutique pins no image by digest (tags only, from us-central1-docker.pkg.dev
+/// and busybox/redis from Docker Hub): every Deployment is reported.
+#[test]
+fn online_boutique_images_are_not_pinned() {
+    let mut s = soc2_operator::snapshot::Snapshot::default();
+    s.insert_yaml(
+        &fixture("real/microservices-demo/kubernetes-manifests.yaml"),
+        "boutique",
+    )
+    .unwrap();
+    s.add_implicit_namespaces();
+    let e = eval(&control("imageProvenance: {requireDigest: true}"), &s);
+    assert_eq!(e.violations.len(), 12);
+    assert!(e.violations.iter().all(|v| v.reason == "ImageNotPinned"));
+}
+
+fn apiserver(name: &str, flags: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: kube-system, labels: {{component: kube-apiserver}}}}\nspec: {{containers: [{{name: kube-apiserver, command: [kube-apiserver, {flags}]}}]}}\n"
+    )
+}
+
+#[test]
+fn audit_logging_table() {
+    let check = "auditLogging: {}";
+    let ok = apiserver(
+        "kube-apiserver-a",
+        "--audit-policy-file=/etc/audit.yaml, --audit-log-path=/var/log/audit.log",
+    );
+    let webhook = apiserver(
+        "kube-apiserver-b",
+        "--audit-policy-file=/etc/audit.yaml, --audit-webhook-config-file=/etc/wh.yaml",
+    );
+    let no_backend = apiserver("kube-apiserver-c", "--audit-policy-file=/etc/audit.yaml");
+    let nothing = apiserver("kube-apiserver-d", "--v=2");
+    let e = eval(&control(check), &snapshot(&[&ok, &webhook]));
+    assert_eq!(e.verdict, Verdict::Compliant);
+    assert_eq!(e.evidence[0].verification, Verification::Verified);
+    let e = eval(&control(check), &snapshot(&[&ok, &no_backend, &nothing]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[
+            (
+                "AuditLoggingDisabled",
+                "Pod",
+                "kube-system/kube-apiserver-c"
+            ),
+            (
+                "AuditLoggingDisabled",
+                "Pod",
+                "kube-system/kube-apiserver-d"
+            ),
+        ])
+    );
+    // Managed control plane: no pods; an attestation or nothing.
+    let e = eval(&control(check), &snapshot(&[&ns("app")]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("NoAuditEvidence", "Control", "test")])
+    );
+    let e = eval(
+        &control("auditLogging: {attestation: \"EKS audit logs to CloudWatch\"}"),
+        &snapshot(&[&ns("app")]),
+    );
+    assert_eq!(e.evidence[0].verification, Verification::Attested);
+}
