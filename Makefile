@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down chart-files
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down chart-files docs
 
 all: test
 
@@ -49,3 +49,8 @@ chart-files:
 	cp crds/*.yaml charts/soc2-operator/crds/
 	cp dashboards/soc2-operator.json charts/soc2-operator/files/dashboard.json
 	rm -f charts/soc2-operator/files/controls/*.yaml && cp controls/*.yaml charts/soc2-operator/files/controls/
+
+## docs: regenerate docs/controls.md from the catalog (a test fails when it is out of date)
+docs:
+	@mkdir -p docs
+	$(CARGO) run --quiet -- docs > docs/controls.md

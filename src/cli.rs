@@ -38,6 +38,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the Control CustomResourceDefinition as YAML.
     Crd,
+    /// Print the catalog as a Markdown table (docs/controls.md).
+    Docs,
     /// Print the version.
     Version,
 }

@@ -27,6 +27,10 @@ async fn main() -> std::process::ExitCode {
             print!("{}", soc2_operator::api::crd_yaml());
             std::process::ExitCode::SUCCESS
         }
+        Some(Command::Docs) => {
+            print!("{}", soc2_operator::check::catalog_markdown());
+            std::process::ExitCode::SUCCESS
+        }
         Some(Command::Version) => {
             println!("soc2-operator {}", soc2_operator::VERSION);
             std::process::ExitCode::SUCCESS
