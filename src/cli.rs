@@ -36,6 +36,8 @@ pub enum Command {
     /// Evaluate Controls once, against manifests or the live cluster (exit 0:
     /// compliant, 1: a violation at or above --fail-on, 2: bad input).
     Check(CheckArgs),
+    /// Render the evidence report from the Controls in the cluster.
+    Report(ReportArgs),
     /// Print the Control CustomResourceDefinition as YAML.
     Crd,
     /// Print the catalog as a Markdown table (docs/controls.md).
@@ -64,6 +66,20 @@ pub struct CheckArgs {
     /// Exit 1 when a Control of at least this severity is not compliant.
     #[arg(long, value_enum, default_value_t = FailOn::Low)]
     pub fail_on: FailOn,
+}
+
+/// Flags of `report`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::report::Format::Markdown)]
+    pub format: crate::report::Format,
+    /// Prometheus base URL that scrapes the operator (adds compliance over the period).
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// The period for --prometheus, as a Prometheus duration.
+    #[arg(long, default_value = "90d")]
+    pub period: String,
 }
 
 /// `--fail-on` values.

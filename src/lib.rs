@@ -15,6 +15,7 @@ pub mod controller;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod report;
 pub mod resources;
 pub mod snapshot;
 

@@ -7,5 +7,6 @@ mod chart;
 mod control_plane;
 mod operator;
 mod prometheus;
+mod report;
 mod smoke;
 mod support;

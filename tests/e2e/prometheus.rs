@@ -68,9 +68,10 @@ fn promtool_checks_and_unit_tests_every_alert() {
     }
 }
 
-struct Prometheus {
+pub struct Prometheus {
     child: Child,
-    url: String,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -81,7 +82,8 @@ impl Drop for Prometheus {
     }
 }
 
-fn start_prometheus(target: &str) -> Prometheus {
+/// A Prometheus on loopback scraping `target` every second, with the alert rules.
+pub fn start_prometheus(target: &str) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\nscrape_configs:\n  - job_name: soc2-operator\n    static_configs: [{{targets: ['{target}']}}]\n",
@@ -114,7 +116,8 @@ fn start_prometheus(target: &str) -> Prometheus {
     }
 }
 
-fn query(prom: &Prometheus, expr: &str) -> Option<Value> {
+/// An instant query.
+pub fn query(prom: &Prometheus, expr: &str) -> Option<Value> {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(5)))

@@ -1,0 +1,156 @@
+//! `soc2-operator report` on the real control plane: grouped evidence, the
+//! cluster identity, a verifiable SHA-256 digest, a self-contained HTML page,
+//! and compliance over a period from a real Prometheus scraping the operator.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::DeleteParams;
+use serde_json::{Value, json};
+use soc2_operator::api::Control;
+use soc2_operator::api::conditions::READY;
+use soc2_operator::report::sha256_hex;
+
+use crate::admission::install_control_crd;
+use crate::prometheus::{query, start_prometheus};
+use crate::support::controls::{apply_control, condition, scope_to, wait_control};
+use crate::support::operator::Operator;
+use crate::support::{self, TestNamespace, eventually, unique_name};
+
+fn report(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
+        .arg("report")
+        .args(args)
+        .env("KUBECONFIG", &support::control_plane().kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every entry of `name` in the report's categories.
+fn entries<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    report["categories"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|criteria| criteria.as_object().unwrap().values())
+        .flat_map(|controls| controls.as_array().unwrap())
+        .filter(|c| c["name"] == name)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_report_groups_evidence_and_proves_its_integrity() {
+    let client = support::client().await;
+    install_control_crd(&client).await;
+    let kc = support::control_plane().kubeconfig.clone();
+    let ns = TestNamespace::new(&client, "report").await;
+    let test = unique_name("report");
+    let bad = unique_name("report-np");
+    let good = unique_name("report-avail");
+    apply_control(&client, &bad, &test, json!({
+        "criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "Default deny",
+        "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {}}
+    })).await;
+    apply_control(&client, &good, &test, json!({
+        "criteria": ["A1.1"], "category": "Availability", "severity": "Medium", "title": "Replicated",
+        "scope": scope_to(&[&ns.name]), "check": {"availability": {}}
+    })).await;
+    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    for n in [&bad, &good] {
+        wait_control(&client, n, "evaluated", Duration::from_secs(30), |c| {
+            condition(c, READY).is_some()
+        })
+        .await;
+    }
+    let prom = start_prometheus(op.base_url.trim_start_matches("http://"));
+    eventually("a few scrapes", Duration::from_secs(60), || {
+        let n = query(
+            &prom,
+            &format!("count_over_time(soc2_control_compliant{{control=\"{bad}\"}}[1m])"),
+        )
+        .and_then(|v| {
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+        });
+        async move { (n.unwrap_or(0.0) >= 3.0).then_some(()) }
+    })
+    .await;
+
+    // JSON: identity, grouping, verdicts, period statistics, digest.
+    let text = report(&[
+        "--format",
+        "json",
+        "--prometheus",
+        &prom.url,
+        "--period",
+        "5m",
+    ]);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let body = &doc["report"];
+    let uid = Api::<Namespace>::all(client.clone())
+        .get("kube-system")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    assert_eq!(body["clusterUID"], uid.as_str());
+    assert_eq!(body["operatorVersion"], soc2_operator::VERSION);
+    assert_eq!(
+        doc["sha256"],
+        sha256_hex(serde_json::to_string(body).unwrap().as_bytes()).as_str()
+    );
+    let b = entries(body, &bad);
+    assert_eq!(b.len(), 1);
+    assert!(
+        body["categories"]["Security"]["CC6.6"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == bad.as_str())
+    );
+    assert_eq!(b[0]["compliant"]["status"], "False");
+    assert_eq!(b[0]["period"]["compliantFraction"].as_f64(), Some(0.0));
+    let g = entries(body, &good);
+    assert_eq!(g[0]["compliant"]["status"], "True");
+    assert_eq!(g[0]["period"]["compliantFraction"].as_f64(), Some(1.0));
+    assert_eq!(g[0]["period"]["transitions"].as_u64(), Some(0));
+
+    // Markdown: grouped, and the digest covers everything above it.
+    let md = report(&["--format", "markdown"]);
+    let (text, digest_line) = md.rsplit_once("\n---\n").unwrap();
+    assert!(
+        digest_line.contains(&sha256_hex(text.as_bytes())),
+        "digest does not verify"
+    );
+    assert!(
+        md.contains("## Security") && md.contains("### CC6.6") && md.contains(&format!("`{bad}`"))
+    );
+    assert!(md.contains(&format!("Cluster (kube-system UID): {uid}")));
+
+    // HTML: one self-contained page.
+    let html = report(&["--format", "html"]);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    for external in ["http://", "https://", "<script", "src=", "<link"] {
+        assert!(
+            !html.contains(external),
+            "the page must make no external request ({external})"
+        );
+    }
+    assert!(html.contains(&bad) && html.contains("@media print"));
+    drop(prom);
+    for n in [bad, good] {
+        Api::<Control>::all(client.clone())
+            .delete(&n, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
