@@ -146,6 +146,7 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         );
     }
     assert!(html.contains(&bad) && html.contains("@media print"));
+    assert_renders_in_chromium(&html);
     drop(prom);
     for n in [bad, good] {
         Api::<Control>::all(client.clone())
@@ -153,4 +154,60 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
             .await
             .unwrap();
     }
+}
+
+/// Renders `html` in headless Chromium (Debian's `chromium`) and checks the
+/// screenshot is a real page: the right size, mostly background, with text.
+fn assert_renders_in_chromium(html: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let shot = dir.path().join("report.png");
+    std::fs::write(&page, html).unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (Debian package) is installed");
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1200, 1600));
+    let bytes = &buf[..info.buffer_size()];
+    let px = info.color_type.samples();
+    let (mut dark, mut light) = (0usize, 0usize);
+    for p in bytes.chunks(px) {
+        let lum = (u32::from(p[0]) + u32::from(p[1]) + u32::from(p[2])) / 3;
+        if lum < 100 {
+            dark += 1;
+        } else if lum > 230 {
+            light += 1;
+        }
+    }
+    let total = (info.width * info.height) as usize;
+    assert!(
+        light > total / 2,
+        "mostly page background ({light} of {total} light pixels)"
+    );
+    assert!(dark > 2_000, "text was drawn ({dark} dark pixels)");
 }
