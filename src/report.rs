@@ -72,7 +72,9 @@ pub fn body(input: &ReportInput) -> Value {
             "lastEvaluationTime": status.summary.as_ref().map(|s| s.last_evaluation_time.0.to_string()),
             "firstViolations": status.violations.iter().take(10).collect::<Vec<_>>(),
             "evidence": status.evidence,
-            "period": period.map(|p| json!({"compliantFraction": p.compliant_fraction, "transitions": p.transitions})),
+            // Six decimals: short enough to survive any JSON parser unchanged,
+            // so that a verifier re-serialising the report gets the same digest.
+            "period": period.map(|p| json!({"compliantFraction": (p.compliant_fraction * 1e6).round() / 1e6, "transitions": p.transitions})),
         });
         let category = format!("{:?}", c.spec.category);
         for cr in &c.spec.criteria {

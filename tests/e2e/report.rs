@@ -70,17 +70,39 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         .await;
     }
     let prom = start_prometheus(op.base_url.trim_start_matches("http://"));
-    eventually("a few scrapes", Duration::from_secs(60), || {
-        let n = query(
+    // Non-compliant for about 20 s, then compliant for about 20 s: the period
+    // statistics must show the share and the one transition.
+    let samples = |control: &str| {
+        query(
             &prom,
-            &format!("count_over_time(soc2_control_compliant{{control=\"{bad}\"}}[1m])"),
+            &format!("count_over_time(soc2_control_compliant{{control=\"{control}\"}}[5m])"),
         )
         .and_then(|v| {
             v["data"]["result"][0]["value"][1]
                 .as_str()
                 .and_then(|s| s.parse::<f64>().ok())
-        });
-        async move { (n.unwrap_or(0.0) >= 3.0).then_some(()) }
+        })
+        .unwrap_or(0.0)
+    };
+    eventually("20 s of scrapes", Duration::from_secs(90), || {
+        let n = samples(&bad);
+        async move { (n >= 20.0).then_some(()) }
+    })
+    .await;
+    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &ns.name);
+    np.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    eventually("20 s more of scrapes", Duration::from_secs(90), || {
+        let n = samples(&bad);
+        async move { (n >= 40.0).then_some(()) }
     })
     .await;
 
@@ -117,8 +139,13 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
             .iter()
             .any(|c| c["name"] == bad.as_str())
     );
-    assert_eq!(b[0]["compliant"]["status"], "False");
-    assert_eq!(b[0]["period"]["compliantFraction"].as_f64(), Some(0.0));
+    assert_eq!(b[0]["compliant"]["status"], "True", "compliant at the end");
+    let fraction = b[0]["period"]["compliantFraction"].as_f64().unwrap();
+    assert!(
+        (0.2..0.8).contains(&fraction),
+        "compliant for part of the period: {fraction}"
+    );
+    assert_eq!(b[0]["period"]["transitions"].as_u64(), Some(1));
     let g = entries(body, &good);
     assert_eq!(g[0]["compliant"]["status"], "True");
     assert_eq!(g[0]["period"]["compliantFraction"].as_f64(), Some(1.0));
@@ -146,6 +173,7 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         );
     }
     assert!(html.contains(&bad) && html.contains("@media print"));
+    assert!(md.contains("Compliant"));
     assert_renders_in_chromium(&html);
     drop(prom);
     for n in [bad, good] {
