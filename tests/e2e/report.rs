@@ -239,3 +239,55 @@ fn assert_renders_in_chromium(html: &str) {
     );
     assert!(dark > 2_000, "text was drawn ({dark} dark pixels)");
 }
+
+/// `soc2-operator check` without `--manifests` reads the live cluster.
+#[tokio::test]
+async fn check_reads_the_live_cluster() {
+    let client = support::client().await;
+    let ns = TestNamespace::new(&client, "live-check").await;
+    let controls = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        controls.path(),
+        serde_yaml::to_string(&json!({
+            "apiVersion": "soc2-operator.dev/v1alpha1", "kind": "Control", "metadata": {"name": "live-np"},
+            "spec": {"criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "np",
+                     "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {}}}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
+            .args(["check", "--output", "json", "--controls"])
+            .arg(controls.path())
+            .env("KUBECONFIG", &support::control_plane().kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &report["controls"][0]["violations"];
+    assert_eq!(v[0]["name"], ns.name.as_str());
+    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), &ns.name);
+    np.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        run().status.code(),
+        Some(0),
+        "compliant once the policy exists"
+    );
+}
