@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{Control, Severity};
@@ -30,17 +29,10 @@ pub struct InputError {
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(
-                f,
-                "{}: document {}, line {l}: {}",
-                self.file, self.document, self.message
-            ),
-            None => write!(
-                f,
-                "{}: document {}: {}",
-                self.file, self.document, self.message
-            ),
+        match (self.document, self.line) {
+            (0, _) => write!(f, "{}: {}", self.file, self.message),
+            (d, Some(l)) => write!(f, "{}: document {d}, line {l}: {}", self.file, self.message),
+            (d, None) => write!(f, "{}: document {d}: {}", self.file, self.message),
         }
     }
 }
@@ -100,23 +92,47 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Every document of `text` as JSON values (`List` kinds expanded later), with
-/// the errors of the documents that do not parse; the others are kept.
+/// the errors of the documents that do not parse; the others are kept. The
+/// stream is split on `---` lines first, so a syntax error in one document
+/// does not hide the documents after it; lines are numbered in the file.
 pub fn documents(file: &str, text: &str) -> (Vec<(usize, serde_json::Value)>, Vec<InputError>) {
     let (mut docs, mut errors) = (Vec::new(), Vec::new());
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        match serde_json::Value::deserialize(doc) {
+    // (first line of the chunk, 1-based; the chunk's text)
+    let mut chunks: Vec<(usize, String)> = vec![(1, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        let separator = line == "---" || line.starts_with("--- ") || line == "...";
+        if separator {
+            chunks.push((i + 2, String::new()));
+        } else if let Some((_, c)) = chunks.last_mut() {
+            c.push_str(line);
+            c.push('\n');
+        }
+    }
+    let mut index = 0;
+    for (first_line, chunk) in chunks {
+        if chunk
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        index += 1;
+        match serde_yaml::from_str::<serde_json::Value>(&chunk) {
             Ok(v) if v.is_null() => {}
-            Ok(v) => docs.push((i + 1, v)),
-            Err(e) => {
-                errors.push(InputError {
-                    file: file.to_owned(),
-                    document: i + 1,
-                    line: e.location().map(|l| l.line()),
-                    message: e.to_string(),
-                });
-                // serde_yaml cannot resume after a syntax error in a stream.
-                break;
-            }
+            Ok(v) => docs.push((index, v)),
+            Err(e) => errors.push(InputError {
+                file: file.to_owned(),
+                document: index,
+                line: e.location().map(|l| first_line + l.line() - 1),
+                // serde_yaml appends the position within the document; the
+                // line in the file is given above.
+                message: e
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
         }
     }
     (docs, errors)
@@ -246,7 +262,7 @@ pub fn render(outcomes: &[Outcome], errors: &[InputError], format: Output, color
         }))
         .expect("JSON"),
         Output::Junit => junit(outcomes, errors),
-        Output::Sarif => sarif(outcomes),
+        Output::Sarif => sarif(outcomes, errors),
     }
 }
 
@@ -259,7 +275,7 @@ fn table(outcomes: &[Outcome], errors: &[InputError], color: bool) -> String {
         }
     };
     let mut out = format!(
-        "{:<34} {:<16} {:<9} {:<13} {:>10}  {}\n",
+        "{:<34} {:<18} {:<9} {:<13} {:>10}  {}\n",
         "CONTROL", "CRITERIA", "SEVERITY", "VERDICT", "VIOLATIONS", "REASON"
     );
     for o in outcomes {
@@ -277,8 +293,12 @@ fn table(outcomes: &[Outcome], errors: &[InputError], color: bool) -> String {
             o.evaluation.reason
         ));
     }
-    for e in errors {
-        out.push_str(&format!("error: {e}\n"));
+    if !errors.is_empty() {
+        out.push_str(&format!(
+            "{} input error(s), listed on standard error
+",
+            errors.len()
+        ));
     }
     out
 }
@@ -301,9 +321,9 @@ fn junit(outcomes: &[Outcome], errors: &[InputError]) -> String {
         .count();
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"soc2-operator\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\">\n  <testsuite name=\"soc2-controls\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\">\n",
-        outcomes.len(),
+        outcomes.len() + errors.len(),
         invalid + errors.len(),
-        outcomes.len(),
+        outcomes.len() + errors.len(),
         invalid + errors.len()
     );
     for o in outcomes {
@@ -347,7 +367,7 @@ fn junit(outcomes: &[Outcome], errors: &[InputError]) -> String {
     out
 }
 
-fn sarif(outcomes: &[Outcome]) -> String {
+fn sarif(outcomes: &[Outcome], errors: &[InputError]) -> String {
     let level = |s: Severity| match s {
         Severity::Critical | Severity::High => "error",
         Severity::Medium => "warning",
@@ -386,6 +406,17 @@ fn sarif(outcomes: &[Outcome]) -> String {
         "runs": [{
             "tool": {"driver": {"name": "soc2-operator", "version": crate::VERSION, "rules": rules}},
             "results": results,
+            "invocations": [{
+                "executionSuccessful": errors.is_empty(),
+                "toolExecutionNotifications": errors.iter().map(|e| json!({
+                    "level": "error",
+                    "message": {"text": e.to_string()},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": e.file},
+                        "region": {"startLine": e.line.unwrap_or(1)}
+                    }}],
+                })).collect::<Vec<_>>(),
+            }],
         }]
     }))
     .expect("JSON")
@@ -472,7 +503,7 @@ pub fn evidence_of(check: &crate::api::Check) -> &'static str {
     } else if check.availability.is_some() {
         "Deployments, StatefulSets and PodDisruptionBudgets"
     } else if check.workload_security.is_some() {
-        "Pod templates of Deployments and StatefulSets"
+        "Pod templates of Deployments and StatefulSets (DaemonSets, Jobs and bare Pods are not read yet)"
     } else if check.audit_logging.is_some() {
         "kube-apiserver audit flags (or attestation)"
     } else if check.image_provenance.is_some() {

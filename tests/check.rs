@@ -190,3 +190,57 @@ fn sarif_parses_as_sarif_2_1_0() {
     );
     assert!(results.iter().all(|r| r.rule_id.is_some()));
 }
+
+/// A syntax error in the middle of a stream does not hide the documents after
+/// it; SARIF and JUnit carry the input error too.
+#[test]
+fn documents_after_a_syntax_error_are_still_read() {
+    let file = repo("tests/fixtures/check/broken-middle.yaml");
+    let controls = repo("controls/privileged-workloads-forbidden.yaml");
+    let out = check(&[
+        "--manifests",
+        &file,
+        "--controls",
+        &controls,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken-middle.yaml: document 2, line 10: mapping values are not allowed"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["controls"][0]["violations"][0]["name"], "priv",
+        "document 3 was evaluated"
+    );
+
+    let out = check(&[
+        "--manifests",
+        &file,
+        "--controls",
+        &controls,
+        "--output",
+        "sarif",
+    ]);
+    let sarif: serde_sarif::sarif::Sarif = serde_json::from_slice(&out.stdout).unwrap();
+    let inv = &sarif.runs[0].invocations.as_ref().unwrap()[0];
+    assert!(!inv.execution_successful);
+    assert_eq!(inv.tool_execution_notifications.as_ref().unwrap().len(), 1);
+
+    let out = check(&[
+        "--manifests",
+        &file,
+        "--controls",
+        &controls,
+        "--output",
+        "junit",
+    ]);
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        xml.contains("tests=\"2\"") && xml.matches("<testcase").count() == 2,
+        "{xml}"
+    );
+}
