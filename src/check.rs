@@ -503,11 +503,11 @@ pub fn evidence_of(check: &crate::api::Check) -> &'static str {
     } else if check.availability.is_some() {
         "Deployments, StatefulSets and PodDisruptionBudgets"
     } else if check.workload_security.is_some() {
-        "Pod templates of Deployments and StatefulSets (DaemonSets, Jobs and bare Pods are not read yet)"
+        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
     } else if check.audit_logging.is_some() {
         "kube-apiserver audit flags (or attestation)"
     } else if check.image_provenance.is_some() {
-        "Container images of Deployments and StatefulSets"
+        "Container images of Deployments, StatefulSets and DaemonSets"
     } else {
         ""
     }

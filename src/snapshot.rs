@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -52,6 +52,8 @@ pub enum Kind {
     Deployment,
     /// `apps/v1` StatefulSet.
     StatefulSet,
+    /// `apps/v1` DaemonSet.
+    DaemonSet,
     /// `policy/v1` PodDisruptionBudget.
     PodDisruptionBudget,
     /// `velero.io/v1` Schedule (optional CRD).
@@ -68,7 +70,7 @@ pub enum Kind {
 
 impl Kind {
     /// All kinds, in declaration order.
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Namespace,
         Kind::NetworkPolicy,
         Kind::Ingress,
@@ -83,6 +85,7 @@ impl Kind {
         Kind::RoleBinding,
         Kind::Deployment,
         Kind::StatefulSet,
+        Kind::DaemonSet,
         Kind::PodDisruptionBudget,
         Kind::VeleroSchedule,
         Kind::VeleroBackup,
@@ -108,6 +111,7 @@ impl Kind {
             Kind::RoleBinding => ("rbac.authorization.k8s.io/v1", "RoleBinding"),
             Kind::Deployment => ("apps/v1", "Deployment"),
             Kind::StatefulSet => ("apps/v1", "StatefulSet"),
+            Kind::DaemonSet => ("apps/v1", "DaemonSet"),
             Kind::PodDisruptionBudget => ("policy/v1", "PodDisruptionBudget"),
             Kind::VeleroSchedule => ("velero.io/v1", "Schedule"),
             Kind::VeleroBackup => ("velero.io/v1", "Backup"),
@@ -273,6 +277,7 @@ stored! {
     RoleBinding => RoleBinding, role_bindings;
     Deployment => Deployment, deployments, trim(o) { o.status = None; };
     StatefulSet => StatefulSet, stateful_sets, trim(o) { o.status = None; };
+    DaemonSet => DaemonSet, daemon_sets, trim(o) { o.status = None; };
     PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, trim(o) { o.status = None; };
     Schedule => VeleroSchedule, velero_schedules;
     Backup => VeleroBackup, velero_backups;
@@ -434,6 +439,8 @@ pub struct Snapshot {
     pub deployments: Objects<Deployment>,
     /// StatefulSets.
     pub stateful_sets: Objects<StatefulSet>,
+    /// DaemonSets.
+    pub daemon_sets: Objects<DaemonSet>,
     /// PodDisruptionBudgets.
     pub pod_disruption_budgets: Objects<PodDisruptionBudget>,
     /// Velero Schedules.
@@ -658,6 +665,7 @@ impl Snapshot {
             role_bindings,
             deployments,
             stateful_sets,
+            daemon_sets,
             pod_disruption_budgets
         );
         for ns in seen {
@@ -687,6 +695,7 @@ impl Snapshot {
             + self.role_bindings.len()
             + self.deployments.len()
             + self.stateful_sets.len()
+            + self.daemon_sets.len()
             + self.pod_disruption_budgets.len()
             + self.velero_schedules.len()
             + self.velero_backups.len()

@@ -196,7 +196,7 @@ pub struct Check {
 }
 
 /// Workload hardening (Kubernetes Pod Security Standards, "Baseline"):
-/// Deployments and StatefulSets in scope run no `privileged` container and no
+/// Deployments, StatefulSets and DaemonSets in scope run no `privileged` container and no
 /// `hostNetwork`, `hostPID` or `hostIPC`; optionally no `hostPath` volumes and no
 /// added capabilities beyond `NET_BIND_SERVICE`. Init containers included.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -225,7 +225,7 @@ pub struct AuditLoggingCheck {
 }
 
 /// Where workload images come from (change management): every container of
-/// the Deployments and StatefulSets in scope uses an image from one of
+/// the Deployments, StatefulSets and DaemonSets in scope uses an image from one of
 /// `allowedRegistries` (prefix match on the image reference) and/or, with
 /// `requireDigest`, pinned by `@sha256:` digest. At least one must be set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

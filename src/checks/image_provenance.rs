@@ -1,8 +1,8 @@
 //! Image provenance — TSC CC8.1 (changes are authorized, tested and approved
 //! before implementation): what runs comes from the approved pipeline.
 //!
-//! Rule: every container (init containers included) of the Deployments and
-//! StatefulSets in scope uses an image whose reference starts with one of
+//! Rule: every container (init containers included) of the Deployments,
+//! StatefulSets and DaemonSets in scope uses an image whose reference starts with one of
 //! `allowedRegistries` and, with `requireDigest`, is pinned by digest
 //! (`…@sha256:<64 hex>`), so that a tag cannot be moved under a running service.
 use super::workloads::{self, Workload};
@@ -10,7 +10,7 @@ use crate::api::ImageProvenanceCheck;
 use crate::engine::{Context, InvalidSpec, Outcome, list_some};
 use crate::snapshot::Kind;
 
-/// Kinds read: Deployment, StatefulSet.
+/// Kinds read: Deployment, StatefulSet, DaemonSet.
 pub fn kinds(_spec: &ImageProvenanceCheck) -> Vec<Kind> {
     workloads::KINDS.to_vec()
 }
@@ -64,7 +64,7 @@ fn check(spec: &ImageProvenanceCheck, w: Workload, out: &mut Outcome) {
     }
 }
 
-/// Evaluates the images of every Deployment and StatefulSet in scope.
+/// Evaluates the images of every Deployment, StatefulSet and DaemonSet in scope.
 ///
 /// # Errors
 /// [`InvalidSpec`] when neither `allowedRegistries` nor `requireDigest` is set.

@@ -1,8 +1,8 @@
 //! Workload hardening — TSC CC6.8 (prevent or detect unauthorized or malicious
 //! software): no container can take over its node.
 //!
-//! Rule (Kubernetes Pod Security Standards, Baseline profile): Deployments and
-//! StatefulSets in scope run no `privileged` container (init containers
+//! Rule (Kubernetes Pod Security Standards, Baseline profile): Deployments,
+//! StatefulSets and DaemonSets in scope run no `privileged` container (init containers
 //! included) and do not share the node's network, PID or IPC namespaces;
 //! optionally no `hostPath` volumes and no added capabilities beyond
 //! `NET_BIND_SERVICE`.
@@ -11,7 +11,7 @@ use crate::api::WorkloadSecurityCheck;
 use crate::engine::{Context, InvalidSpec, Outcome};
 use crate::snapshot::Kind;
 
-/// Kinds read: Deployment, StatefulSet.
+/// Kinds read: Deployment, StatefulSet, DaemonSet.
 pub fn kinds(_spec: &WorkloadSecurityCheck) -> Vec<Kind> {
     workloads::KINDS.to_vec()
 }
@@ -80,7 +80,7 @@ fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
     }
 }
 
-/// Evaluates every Deployment and StatefulSet in scope.
+/// Evaluates every Deployment, StatefulSet and DaemonSet in scope.
 ///
 /// # Errors
 /// None: every spec this family accepts is valid.

@@ -1,6 +1,6 @@
-//! The workloads several checks read: Deployments and StatefulSets
-//! (`apps/v1`) of a namespace, with their pod templates.
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+//! The workloads several checks read: Deployments, StatefulSets and
+//! DaemonSets (`apps/v1`) of a namespace, with their pod templates.
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 
 use crate::api::Violation;
@@ -8,15 +8,17 @@ use crate::engine::{Context, violation};
 use crate::snapshot::Kind;
 
 /// The kinds [`in_namespace`] reads.
-pub const KINDS: [Kind; 2] = [Kind::Deployment, Kind::StatefulSet];
+pub const KINDS: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet];
 
-/// A Deployment or a StatefulSet.
+/// A Deployment, a StatefulSet or a DaemonSet.
 #[derive(Clone, Copy)]
 pub enum Workload<'a> {
     /// An `apps/v1` Deployment.
     Deployment(&'a Deployment),
     /// An `apps/v1` StatefulSet.
     StatefulSet(&'a StatefulSet),
+    /// An `apps/v1` DaemonSet (one pod per node).
+    DaemonSet(&'a DaemonSet),
 }
 
 static EMPTY_TEMPLATE: std::sync::LazyLock<PodTemplateSpec> =
@@ -28,6 +30,7 @@ impl<'a> Workload<'a> {
         match self {
             Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.replicas),
             Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
+            Workload::DaemonSet(_) => None,
         }
         .unwrap_or(1)
     }
@@ -37,6 +40,7 @@ impl<'a> Workload<'a> {
         match self {
             Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
             Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
         }
         .unwrap_or(&EMPTY_TEMPLATE)
     }
@@ -56,11 +60,12 @@ impl<'a> Workload<'a> {
         match self {
             Workload::Deployment(d) => violation(d, reason, message),
             Workload::StatefulSet(s) => violation(s, reason, message),
+            Workload::DaemonSet(d) => violation(d, reason, message),
         }
     }
 }
 
-/// The Deployments, then the StatefulSets, of `namespace`.
+/// The Deployments, then the StatefulSets, then the DaemonSets of `namespace`.
 pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item = Workload<'a>> {
     let d = cx
         .snapshot
@@ -74,5 +79,11 @@ pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item 
         .in_namespace(namespace)
         .iter()
         .map(|s| Workload::StatefulSet(s.as_ref()));
-    d.chain(s)
+    let ds = cx
+        .snapshot
+        .daemon_sets
+        .in_namespace(namespace)
+        .iter()
+        .map(|d| Workload::DaemonSet(d.as_ref()));
+    d.chain(s).chain(ds)
 }

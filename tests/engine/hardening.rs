@@ -222,3 +222,25 @@ fn audit_logging_table() {
     );
     assert_eq!(e.evidence[0].verification, Verification::Attested);
 }
+
+/// Node agents run as DaemonSets: they are the usual privileged workloads.
+#[test]
+fn daemon_sets_are_checked() {
+    let ds = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: app}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec:\n      hostNetwork: true\n      containers: [{name: a, image: agent:1, securityContext: {privileged: true}}]\n";
+    let e = eval(&control("workloadSecurity: {}"), &snapshot(&[ds]));
+    assert_eq!(
+        sorted(&e),
+        expect(&[
+            ("HostNamespaces", "DaemonSet", "app/agent"),
+            ("PrivilegedContainer", "DaemonSet", "app/agent"),
+        ])
+    );
+    let e = eval(
+        &control("imageProvenance: {requireDigest: true}"),
+        &snapshot(&[ds]),
+    );
+    assert_eq!(
+        sorted(&e),
+        expect(&[("ImageNotPinned", "DaemonSet", "app/agent")])
+    );
+}
