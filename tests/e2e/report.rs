@@ -70,8 +70,8 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         .await;
     }
     let prom = start_prometheus(op.base_url.trim_start_matches("http://"));
-    // Non-compliant for about 20 s, then compliant for about 20 s: the period
-    // statistics must show the share and the one transition.
+    // Scraped for about two minutes: non-compliant for the first minute, then
+    // compliant: the period statistics must show the share and one transition.
     let samples = |control: &str| {
         query(
             &prom,
@@ -84,9 +84,9 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         })
         .unwrap_or(0.0)
     };
-    eventually("20 s of scrapes", Duration::from_secs(90), || {
+    eventually("a minute of scrapes", Duration::from_secs(150), || {
         let n = samples(&bad);
-        async move { (n >= 20.0).then_some(()) }
+        async move { (n >= 60.0).then_some(()) }
     })
     .await;
     let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
@@ -100,9 +100,9 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
     )
     .await
     .unwrap();
-    eventually("20 s more of scrapes", Duration::from_secs(90), || {
+    eventually("a second minute of scrapes", Duration::from_secs(150), || {
         let n = samples(&bad);
-        async move { (n >= 40.0).then_some(()) }
+        async move { (n >= 120.0).then_some(()) }
     })
     .await;
 
