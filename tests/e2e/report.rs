@@ -100,10 +100,14 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
     )
     .await
     .unwrap();
-    eventually("a second minute of scrapes", Duration::from_secs(150), || {
-        let n = samples(&bad);
-        async move { (n >= 120.0).then_some(()) }
-    })
+    eventually(
+        "a second minute of scrapes",
+        Duration::from_secs(150),
+        || {
+            let n = samples(&bad);
+            async move { (n >= 120.0).then_some(()) }
+        },
+    )
     .await;
 
     // JSON: identity, grouping, verdicts, period statistics, digest.
