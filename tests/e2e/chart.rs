@@ -15,7 +15,9 @@ use serde_json::json;
 use soc2_operator::api::Control;
 
 use crate::admission::install_control_crd;
-use crate::support::controls::{apply_control, is_compliant, scope_to, wait_control};
+use crate::support::controls::{
+    apply_control, create_deny_ingress, is_compliant, scope_to, wait_control,
+};
 use crate::support::operator::Operator;
 use crate::support::{self, TestNamespace, kubectl, unique_name};
 
@@ -314,17 +316,7 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         |c| is_compliant(c, "False"),
     )
     .await;
-    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(client.clone(), &app.name);
-    np.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    create_deny_ingress(&client, &app.name, "deny").await;
     wait_control(
         &client,
         &name,

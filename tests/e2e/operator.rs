@@ -14,7 +14,9 @@ use soc2_operator::api::Control;
 use soc2_operator::api::conditions::{COMPLIANT, READY, find};
 
 use crate::admission::install_control_crd;
-use crate::support::controls::{apply_control, condition, is_compliant, scope_to, wait_control};
+use crate::support::controls::{
+    apply_control, condition, create_deny_ingress, is_compliant, scope_to, wait_control,
+};
 use crate::support::operator::{Operator, TEST_LABEL};
 use crate::support::{self, TestNamespace, eventually, kubectl, unique_name};
 
@@ -145,16 +147,7 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
     // Break it again differently (egress only): a third Event with its own note.
     // Add an ingress-only default-deny first, then drop deny-all, so there is
     // never a moment without an ingress default-deny.
-    let np_api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(client.clone(), &ns.name);
-    let deny_in = json!({"metadata": {"name": "deny-ingress"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
-    np_api
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(deny_in).unwrap(),
-        )
-        .await
-        .unwrap();
+    create_deny_ingress(&client, &ns.name, "deny-ingress").await;
     kubectl(
         &kc,
         &["delete", "networkpolicy", "-n", &ns.name, "deny-all"],
@@ -661,17 +654,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     // Crash the leader, then change the cluster: the standby takes over and writes.
     ops[leader].kill();
     let killed = Instant::now();
-    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(client.clone(), &ns.name);
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    create_deny_ingress(&client, &ns.name, "deny").await;
     wait_control(
         &client,
         &name,

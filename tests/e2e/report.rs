@@ -14,7 +14,9 @@ use soc2_operator::report::sha256_hex;
 
 use crate::admission::install_control_crd;
 use crate::prometheus::{query, start_prometheus};
-use crate::support::controls::{apply_control, condition, scope_to, wait_control};
+use crate::support::controls::{
+    apply_control, condition, create_deny_ingress, scope_to, wait_control,
+};
 use crate::support::operator::Operator;
 use crate::support::{self, TestNamespace, eventually, unique_name};
 
@@ -89,17 +91,7 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         async move { (n >= 60.0).then_some(()) }
     })
     .await;
-    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(client.clone(), &ns.name);
-    np.create(
-        &kube::api::PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    create_deny_ingress(&client, &ns.name, "deny").await;
     eventually(
         "a second minute of scrapes",
         Duration::from_secs(150),
@@ -278,17 +270,7 @@ async fn check_reads_the_live_cluster() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let v = &report["controls"][0]["violations"];
     assert_eq!(v[0]["name"], ns.name.as_str());
-    let np: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
-        Api::namespaced(client.clone(), &ns.name);
-    np.create(
-        &kube::api::PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
-        }))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    create_deny_ingress(&client, &ns.name, "deny").await;
     assert_eq!(
         run().status.code(),
         Some(0),

@@ -64,3 +64,17 @@ pub fn scope_to(ns: &[&str]) -> Value {
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ns}
     ]}})
 }
+
+/// Creates NetworkPolicy `name` in `namespace` denying all ingress to every
+/// pod (`podSelector: {}`, `policyTypes: [Ingress]`, no rules).
+pub async fn create_deny_ingress(client: &Client, namespace: &str, name: &str) {
+    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), namespace);
+    let policy = json!({"metadata": {"name": name}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
+    api.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(policy).unwrap(),
+    )
+    .await
+    .expect("create the default-deny NetworkPolicy");
+}
