@@ -3,6 +3,7 @@
 # kube-controller-manager, built from source by build.sh.
 #
 #   cluster.sh up     [--state-dir DIR] [--watch-pid PID] [--encryption aescbc]
+#                     [--audit-policy FILE] [--controller-qps N]
 #   cluster.sh down   [--state-dir DIR]
 #   cluster.sh status [--state-dir DIR]
 #   cluster.sh env    [--state-dir DIR]      prints `export KUBECONFIG=...`
@@ -17,6 +18,11 @@
 #     export line. --watch-pid PID stops everything when process PID exits (tests).
 #     --encryption aescbc starts the API server with --encryption-provider-config
 #     (Secrets encrypted at rest with a generated AES-CBC key).
+#     --audit-policy FILE turns on the API server's audit log (JSON lines in
+#     DIR/audit.log) with that audit.k8s.io/v1 Policy (the scale benchmark counts
+#     the operator's requests by verb with it).
+#     --controller-qps N sets kube-controller-manager's --kube-api-qps (burst 2N),
+#     so that a large cluster settles in minutes (default: the component's 20).
 # down: stops only the processes recorded in DIR's pid files, then removes DIR.
 #
 # Environment: SOC2_CP_STATE_DIR (default ${TMPDIR:-/tmp}/soc2-operator-cp),
@@ -25,11 +31,13 @@
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-usage="usage: cluster.sh up|down|status|env [--state-dir DIR] [--watch-pid PID] [--encryption aescbc]"
+usage="usage: cluster.sh up|down|status|env [--state-dir DIR] [--watch-pid PID] [--encryption aescbc] [--audit-policy FILE] [--controller-qps N]"
 cmd=""
 state=${SOC2_CP_STATE_DIR:-${TMPDIR:-/tmp}/soc2-operator-cp}
 watch_pid=""
 encryption=""
+audit_policy=""
+controller_qps=""
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || cp_die "$1 needs a value ($usage)"; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,11 +45,20 @@ while [ $# -gt 0 ]; do
     --state-dir) need_value "$@"; state=$2; shift 2 ;;
     --watch-pid) need_value "$@"; watch_pid=$2; shift 2 ;;
     --encryption) need_value "$@"; encryption=$2; shift 2 ;;
+    --audit-policy) need_value "$@"; audit_policy=$2; shift 2 ;;
+    --controller-qps) need_value "$@"; controller_qps=$2; shift 2 ;;
     *) cp_die "unknown argument '$1' ($usage)" ;;
   esac
 done
 [ -n "$cmd" ] || cp_die "$usage"
 case "$encryption" in ""|aescbc) ;; *) cp_die "--encryption supports only 'aescbc', got '$encryption'" ;; esac
+if [ -n "$audit_policy" ]; then
+  [ -f "$audit_policy" ] || cp_die "--audit-policy $audit_policy: no such file"
+  audit_policy=$(cd "$(dirname "$audit_policy")" && pwd)/$(basename "$audit_policy")
+fi
+if [ -n "$controller_qps" ]; then
+  [[ "$controller_qps" =~ ^[1-9][0-9]*$ ]] || cp_die "--controller-qps must be a positive whole number, got '$controller_qps'"
+fi
 if [ -n "$watch_pid" ]; then
   [[ "$watch_pid" =~ ^[0-9]+$ ]] || cp_die "--watch-pid must be a process id, got '$watch_pid'"
   [ -d "/proc/$watch_pid" ] || cp_die "--watch-pid $watch_pid: no such process"
@@ -211,7 +228,7 @@ wait_for() {
 }
 
 # The options a control plane was started with, to refuse silently different ones.
-options_line() { echo "encryption=${encryption:-none}"; }
+options_line() { echo "encryption=${encryption:-none} audit=${audit_policy:-none} controller-qps=${controller_qps:-default}"; }
 
 # A state dir with nothing of ours in it (for example from mktemp -d) counts as new.
 is_fresh_dir() { [ -d "$state" ] && [ -z "$(ls -A "$state")" ]; }
@@ -290,6 +307,12 @@ resources:
 EC
     extra+=(--encryption-provider-config="$state/encryption-config.yaml")
   fi
+  if [ -n "$audit_policy" ]; then
+    cp "$audit_policy" "$state/audit-policy.yaml"
+    extra+=(--audit-policy-file="$state/audit-policy.yaml" --audit-log-path="$state/audit.log" --audit-log-format=json --audit-log-maxsize=0)
+  fi
+  local kcm_extra=()
+  [ -z "$controller_qps" ] || kcm_extra+=(--kube-api-qps="$controller_qps" --kube-api-burst=$((controller_qps * 2)))
 
   cp_log "starting kube-apiserver on https://127.0.0.1:$api_port"
   # --endpoint-reconciler-type=none: the advertise address is loopback, which the
@@ -312,7 +335,7 @@ EC
   start kube-controller-manager --kubeconfig="$state/kube-controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$state/pki/kcm" --leader-elect=false \
     --use-service-account-credentials=true --service-account-private-key-file="$state/pki/sa.key" \
-    --root-ca-file="$state/pki/ca.crt" --controllers='*,-nodeipam,-nodelifecycle,-service-lb-controller' --v=1
+    --root-ca-file="$state/pki/ca.crt" --controllers='*,-nodeipam,-nodelifecycle,-service-lb-controller' --v=1 "${kcm_extra[@]}"
   wait_for kube-controller-manager 60 kcm_ready
 
   trap - EXIT INT TERM HUP
