@@ -5,7 +5,7 @@
 //! one-shot `check` command and offline manifest checks all call
 //! [`evaluate`]; [`Evaluation::to_status`] turns the result into the
 //! `Control` status.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -70,6 +70,11 @@ pub struct Outcome {
     /// A reason that makes the control non-compliant on its own, with its
     /// message, e.g. (`BackupProviderNotInstalled`, "…").
     pub blocking: Option<(String, String)>,
+    /// The share of `resources_checked` counted inside each in-scope
+    /// namespace (through [`Context::each_namespace`]); the rest is the
+    /// cluster-wide part. Incremental evaluation ([`crate::incremental`])
+    /// replaces one namespace's share when only that namespace changed.
+    pub checked_by_namespace: BTreeMap<String, u64>,
 }
 
 /// What [`evaluate`] returns.
@@ -107,10 +112,25 @@ pub struct Context<'a> {
     pub control_name: &'a str,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// Whether `namespace` is in scope.
     pub fn in_scope(&self, namespace: &str) -> bool {
         self.namespaces.contains(namespace)
+    }
+
+    /// Calls `f` for every in-scope namespace in order, and attributes what
+    /// `f` adds to `out.resources_checked` to that namespace
+    /// ([`Outcome::checked_by_namespace`]). Families whose findings in a
+    /// namespace depend only on that namespace's objects (and cluster-scoped
+    /// ones) iterate namespaces through this, so that a change confined to one
+    /// namespace can be re-evaluated for that namespace alone.
+    pub fn each_namespace(&self, out: &mut Outcome, mut f: impl FnMut(&'a str, &mut Outcome)) {
+        for ns in self.namespaces {
+            let before = out.resources_checked;
+            f(ns.as_str(), out);
+            let added = out.resources_checked.saturating_sub(before);
+            *out.checked_by_namespace.entry(ns.clone()).or_default() += added;
+        }
     }
 
     /// A violation of the Control itself (for requirements that no single
@@ -272,27 +292,38 @@ pub fn human(d: SignedDuration) -> String {
 pub fn evaluate(control: &Control, snapshot: &Snapshot, now: Timestamp) -> Evaluation {
     let name = control.metadata.name.as_deref().unwrap_or("");
     match evaluate_inner(control, snapshot, now, name) {
-        Ok(outcome) => finish(outcome, now),
-        Err(invalid) => Evaluation {
-            verdict: Verdict::InvalidSpec,
-            reason: "InvalidSpec".into(),
-            message: invalid.to_string(),
-            resources_checked: 0,
-            violations: Vec::new(),
-            evidence: Vec::new(),
-            notes: Vec::new(),
-            invalid: Some(invalid),
-            evaluated_at: now,
-        },
+        Ok((outcome, _)) => finish(outcome, now),
+        Err(invalid) => invalid_evaluation(invalid, now),
     }
 }
 
-fn evaluate_inner(
+/// The evaluation of a Control whose spec cannot be evaluated.
+pub(crate) fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evaluation {
+    Evaluation {
+        verdict: Verdict::InvalidSpec,
+        reason: "InvalidSpec".into(),
+        message: invalid.to_string(),
+        resources_checked: 0,
+        violations: Vec::new(),
+        evidence: Vec::new(),
+        notes: Vec::new(),
+        invalid: Some(invalid),
+        evaluated_at: now,
+    }
+}
+
+/// The note of an evaluation whose scope holds no namespace.
+pub(crate) const NO_NAMESPACE_IN_SCOPE: &str =
+    "no namespace is in scope (spec.scope): only cluster-scoped objects were checked";
+
+/// Evaluates the check over the Control's whole scope; the outcome is not
+/// yet normalized. Also returns the scope.
+pub(crate) fn evaluate_inner(
     control: &Control,
     snapshot: &Snapshot,
     now: Timestamp,
     name: &str,
-) -> Result<Outcome, InvalidSpec> {
+) -> Result<(Outcome, BTreeSet<String>), InvalidSpec> {
     let namespaces = scope_namespaces(control, snapshot)?;
     let cx = Context {
         snapshot,
@@ -302,15 +333,19 @@ fn evaluate_inner(
     };
     let mut outcome = checks::evaluate(&control.spec.check, &cx)?;
     if namespaces.is_empty() {
-        outcome.notes.push(
-            "no namespace is in scope (spec.scope): only cluster-scoped objects were checked"
-                .into(),
-        );
+        outcome.notes.push(NO_NAMESPACE_IN_SCOPE.into());
     }
-    Ok(outcome)
+    Ok((outcome, namespaces))
 }
 
 fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
+    normalize(&mut outcome);
+    conclude(outcome, now)
+}
+
+/// Cuts long violation messages, sorts and de-duplicates violations and
+/// evidence (the order [`Evaluation`] promises).
+pub(crate) fn normalize(outcome: &mut Outcome) {
     for v in &mut outcome.violations {
         if v.message.len() > MAX_VIOLATION_MESSAGE {
             v.message = truncate(&v.message, MAX_VIOLATION_MESSAGE);
@@ -320,6 +355,10 @@ fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
     outcome.violations.dedup();
     outcome.evidence.sort();
     outcome.evidence.dedup();
+}
+
+/// The verdict, reason and message of a normalized outcome.
+pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
     let (verdict, reason, message) = if let Some((reason, message)) = outcome.blocking.clone() {
         (Verdict::NonCompliant, reason, message)
     } else if outcome.violations.is_empty() {
@@ -378,36 +417,72 @@ pub fn scope_namespaces(
     control: &Control,
     snapshot: &Snapshot,
 ) -> Result<BTreeSet<String>, InvalidSpec> {
-    let scope = control.spec.scope.clone().unwrap_or_default();
-    let selector = match &scope.namespace_selector {
-        None => None,
-        Some(ls) => Some(parse_selector("spec.scope.namespaceSelector", ls)?),
-    };
-    let explicit = scope
-        .namespace_selector
-        .as_ref()
-        .map(explicitly_named)
-        .unwrap_or_default();
-    let excluded: BTreeSet<&str> = scope
-        .excluded_namespaces
+    let scope = Scope::of(control)?;
+    Ok(snapshot
+        .namespaces
         .iter()
-        .map(String::as_str)
-        .collect();
-    let mut out = BTreeSet::new();
-    for ns in snapshot.namespaces.iter() {
-        let name = name_of(ns.as_ref());
-        if excluded.contains(name) {
-            continue;
+        .filter(|ns| scope.contains(ns))
+        .map(|ns| name_of(ns.as_ref()).to_owned())
+        .collect())
+}
+
+/// Whether namespace `name` exists in the snapshot and is in the Control's
+/// scope (one namespace of [`scope_namespaces`]).
+///
+/// # Errors
+/// [`InvalidSpec`] for a selector with an invalid operator or values.
+pub fn namespace_in_scope(
+    control: &Control,
+    snapshot: &Snapshot,
+    name: &str,
+) -> Result<bool, InvalidSpec> {
+    let scope = Scope::of(control)?;
+    Ok(snapshot
+        .namespaces
+        .get("", name)
+        .is_some_and(|ns| scope.contains(ns)))
+}
+
+/// A Control's `spec.scope`, parsed.
+struct Scope {
+    selector: Option<Selector>,
+    explicit: BTreeSet<String>,
+    excluded: BTreeSet<String>,
+}
+
+impl Scope {
+    fn of(control: &Control) -> Result<Scope, InvalidSpec> {
+        let scope = control.spec.scope.clone().unwrap_or_default();
+        let selector = match &scope.namespace_selector {
+            None => None,
+            Some(ls) => Some(parse_selector("spec.scope.namespaceSelector", ls)?),
+        };
+        let explicit = scope
+            .namespace_selector
+            .as_ref()
+            .map(explicitly_named)
+            .unwrap_or_default();
+        Ok(Scope {
+            selector,
+            explicit,
+            excluded: scope.excluded_namespaces.into_iter().collect(),
+        })
+    }
+
+    fn contains(&self, ns: &k8s_openapi::api::core::v1::Namespace) -> bool {
+        let name = name_of(ns);
+        if self.excluded.contains(name) {
+            return false;
         }
-        if SYSTEM_NAMESPACES.contains(&name) && !explicit.contains(name) {
-            continue;
+        if SYSTEM_NAMESPACES.contains(&name) && !self.explicit.contains(name) {
+            return false;
         }
         // The API server always sets kubernetes.io/metadata.name; offline
         // manifests may not, so match as if it were set.
-        let selected = match &selector {
+        match &self.selector {
             None => true,
             Some(s) => {
-                let labels = labels_of(ns.as_ref());
+                let labels = labels_of(ns);
                 if labels.contains_key(NAMESPACE_NAME_LABEL) {
                     s.matches(labels)
                 } else {
@@ -416,12 +491,8 @@ pub fn scope_namespaces(
                     s.matches(&with_name)
                 }
             }
-        };
-        if selected {
-            out.insert(name.to_owned());
         }
     }
-    Ok(out)
 }
 
 /// Parses a LabelSelector, naming `field` on error (e.g. an `In` without values).

@@ -3,7 +3,8 @@
 //! Data flows one way: watch caches → [`snapshot::Snapshot`] →
 //! [`engine::evaluate`] (pure, no I/O) → status, Events and metrics. The same
 //! engine serves the operator, the one-shot `check` command and offline
-//! manifest checks.
+//! manifest checks. The operator keeps each Control's last result and
+//! re-evaluates only what a change can reach ([`incremental`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod http;
+pub mod incremental;
 pub mod metrics;
 pub mod report;
 pub mod resources;

@@ -10,6 +10,7 @@
 //! | `soc2_control_ready` | gauge | control | 1 when the spec is valid and was evaluated |
 //! | `soc2_criterion_compliant` | gauge | criterion | 1 when every Control mapped to the TSC criterion is compliant |
 //! | `soc2_evaluation_duration_seconds` | histogram | | time of one Control's evaluation |
+//! | `soc2_evaluations_total` | counter | mode | evaluations, `full` or `incremental` (only the changed namespaces or cluster part) |
 //! | `soc2_reconcile_errors_total` | counter | reason | failed reconciliations by cause |
 //! | `soc2_watch_events_total` | counter | kind | watch events received |
 //! | `soc2_cache_objects` | gauge | kind | objects in the shared cache |
@@ -51,6 +52,8 @@ pub struct Metrics {
     criterion_compliant: GaugeVec,
     /// Duration of one evaluation, seconds.
     pub evaluation_duration: Histogram,
+    /// `soc2_evaluations_total{mode}`: `full` or `incremental`.
+    pub evaluations: IntCounterVec,
     /// Reconcile errors by reason.
     pub reconcile_errors: IntCounterVec,
     /// Watch events by kind.
@@ -118,6 +121,14 @@ impl Metrics {
                 ]),
             )
             .expect("valid metric"),
+            evaluations: IntCounterVec::new(
+                Opts::new(
+                    "soc2_evaluations_total",
+                    "Control evaluations, by mode: full, or incremental (only the namespaces or the cluster-wide part that changed).",
+                ),
+                &["mode"],
+            )
+            .expect("valid metric"),
             reconcile_errors: IntCounterVec::new(
                 Opts::new(
                     "soc2_reconcile_errors_total",
@@ -183,6 +194,7 @@ impl Metrics {
             Box::new(m.control_ready.clone()),
             Box::new(m.criterion_compliant.clone()),
             Box::new(m.evaluation_duration.clone()),
+            Box::new(m.evaluations.clone()),
             Box::new(m.reconcile_errors.clone()),
             Box::new(m.watch_events.clone()),
             Box::new(m.cache_objects.clone()),

@@ -15,6 +15,7 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::api::AvailabilityCheck;
 use crate::engine::{Context, InvalidSpec, Outcome, violation};
+use crate::incremental::Locality;
 use crate::snapshot::{Kind, name_of};
 
 /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
@@ -24,6 +25,17 @@ pub fn kinds(_spec: &AvailabilityCheck) -> Vec<Kind> {
         Kind::StatefulSet,
         Kind::PodDisruptionBudget,
     ]
+}
+
+/// How far a change reaches: a workload or PodDisruptionBudget (or a
+/// Namespace) only its own namespace's findings.
+pub fn locality(_spec: &AvailabilityCheck, kind: Kind) -> Locality {
+    match kind {
+        Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::PodDisruptionBudget => {
+            Locality::Namespace
+        }
+        _ => Locality::Global,
+    }
 }
 
 fn pdb_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
@@ -99,7 +111,7 @@ pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, Inval
         ));
     }
     let mut out = Outcome::default();
-    for ns in cx.namespaces {
+    cx.each_namespace(&mut out, |ns, out| {
         let pdbs: Vec<(String, Selector)> = cx
             .snapshot
             .pod_disruption_budgets
@@ -111,13 +123,13 @@ pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, Inval
         for d in cx.snapshot.deployments.in_namespace(ns) {
             let s = d.spec.as_ref();
             let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
-            check_workload(spec, d.as_ref(), replicas, template, &pdbs, &mut out);
+            check_workload(spec, d.as_ref(), replicas, template, &pdbs, out);
         }
         for st in cx.snapshot.stateful_sets.in_namespace(ns) {
             let s = st.spec.as_ref();
             let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
-            check_workload(spec, st.as_ref(), replicas, template, &pdbs, &mut out);
+            check_workload(spec, st.as_ref(), replicas, template, &pdbs, out);
         }
-    }
+    });
     Ok(out)
 }

@@ -28,6 +28,7 @@ use crate::api::{
     Verification,
 };
 use crate::engine::{Context, InvalidSpec, Outcome, list_some, violation};
+use crate::incremental::Locality;
 use crate::resources::gateway::{Gateway, HTTPRoute, Listener};
 use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
 
@@ -60,6 +61,19 @@ pub fn kinds(spec: &EncryptionCheck) -> Vec<Kind> {
         }
     }
     k
+}
+
+/// How far a change reaches: an Ingress, Gateway or PersistentVolumeClaim
+/// (or a Namespace) only its own namespace's findings; HTTPRoutes (attached to
+/// Gateways anywhere), StorageClasses (used by PVCs everywhere) and the
+/// kube-apiserver pods reach everything.
+pub fn locality(_spec: &EncryptionCheck, kind: Kind) -> Locality {
+    match kind {
+        Kind::Namespace | Kind::Ingress | Kind::Gateway | Kind::PersistentVolumeClaim => {
+            Locality::Namespace
+        }
+        _ => Locality::Global,
+    }
 }
 
 /// Evaluates the configured parts of the encryption check.
@@ -109,12 +123,12 @@ pub fn tls_covers(tls: &str, host: &str) -> bool {
 }
 
 fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
-    for ns in cx.namespaces {
+    cx.each_namespace(out, |ns, out| {
         for ing in cx.snapshot.ingresses.in_namespace(ns) {
             out.resources_checked += 1;
             check_ingress(ing, out);
         }
-    }
+    });
     if !cx.snapshot.is_installed(Kind::Gateway) {
         out.notes.push(
             "Gateway API CRDs (gateway.networking.k8s.io/v1 Gateway) are not installed: Gateways were not checked".into(),
@@ -136,7 +150,7 @@ fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
             }
         }
     }
-    for ns in cx.namespaces {
+    cx.each_namespace(out, |ns, out| {
         for gw in cx.snapshot.gateways.in_namespace(ns) {
             out.resources_checked += 1;
             let attached = routes
@@ -145,7 +159,7 @@ fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
                 .unwrap_or(&[]);
             check_gateway(gw, spec, cx, attached, out);
         }
-    }
+    });
 }
 
 /// An HTTPRoute and the listener (`sectionName`) it names, if any.
@@ -318,7 +332,7 @@ fn storage_classes(
             message: format!("encrypting StorageClasses: {}", encrypting.join(", ")),
         });
     }
-    for ns in cx.namespaces {
+    cx.each_namespace(out, |ns, out| {
         for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
             out.resources_checked += 1;
             // The beta annotation still wins over spec.storageClassName.
@@ -366,7 +380,7 @@ fn storage_classes(
                 Some(_) => {}
             }
         }
-    }
+    });
     Ok(())
 }
 

@@ -8,11 +8,18 @@
 use super::workloads::{self, Workload};
 use crate::api::ImageProvenanceCheck;
 use crate::engine::{Context, InvalidSpec, Outcome, list_some};
+use crate::incremental::Locality;
 use crate::snapshot::Kind;
 
 /// Kinds read: Deployment, StatefulSet, DaemonSet.
 pub fn kinds(_spec: &ImageProvenanceCheck) -> Vec<Kind> {
     workloads::KINDS.to_vec()
+}
+
+/// How far a change reaches: a workload (or a Namespace) only its own
+/// namespace's findings.
+pub fn locality(_spec: &ImageProvenanceCheck, kind: Kind) -> Locality {
+    workloads::locality(kind)
 }
 
 /// Whether `image` is pinned by a sha256 digest.
@@ -76,10 +83,10 @@ pub fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, In
         ));
     }
     let mut out = Outcome::default();
-    for ns in cx.namespaces {
+    cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {
-            check(spec, w, &mut out);
+            check(spec, w, out);
         }
-    }
+    });
     Ok(out)
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::api::Check;
 use crate::engine::{Context, InvalidSpec, Outcome};
+use crate::incremental::Locality;
 use crate::snapshot::Kind;
 
 pub mod apiserver;
@@ -50,6 +51,31 @@ pub fn kinds_for(check: &Check) -> BTreeSet<Kind> {
         kinds.extend(image_provenance::kinds(c));
     }
     kinds
+}
+
+/// How far a change of one object of `kind` reaches for `check` (see
+/// [`crate::incremental`]). Families that do not declare locality (backup,
+/// audit logging), kinds they do not read and a `check` with no member set are
+/// [`Locality::Global`].
+pub fn locality(check: &Check, kind: Kind) -> Locality {
+    if !crate::engine::check_is_set(check) {
+        return Locality::Global;
+    }
+    if let Some(c) = &check.network_policy {
+        network_policy::locality(c, kind)
+    } else if let Some(c) = &check.encryption {
+        encryption::locality(c, kind)
+    } else if let Some(c) = &check.rbac {
+        rbac::locality(c, kind)
+    } else if let Some(c) = &check.availability {
+        availability::locality(c, kind)
+    } else if let Some(c) = &check.workload_security {
+        workload_security::locality(c, kind)
+    } else if let Some(c) = &check.image_provenance {
+        image_provenance::locality(c, kind)
+    } else {
+        Locality::Global
+    }
 }
 
 /// Runs the one check set in `check`.

@@ -15,11 +15,21 @@ use k8s_openapi::api::networking::v1::{
 
 use crate::api::NetworkPolicyCheck;
 use crate::engine::{Context, InvalidSpec, Outcome, violation};
+use crate::incremental::Locality;
 use crate::snapshot::{Kind, name_of};
 
 /// Kinds read: NetworkPolicy.
 pub fn kinds(_spec: &NetworkPolicyCheck) -> Vec<Kind> {
     vec![Kind::NetworkPolicy]
+}
+
+/// How far a change reaches: a NetworkPolicy (or Namespace) only decides its
+/// own namespace's findings.
+pub fn locality(_spec: &NetworkPolicyCheck, kind: Kind) -> Locality {
+    match kind {
+        Kind::Namespace | Kind::NetworkPolicy => Locality::Namespace,
+        _ => Locality::Global,
+    }
 }
 
 /// The direction a policy governs.
@@ -115,10 +125,10 @@ pub fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, Inva
     if spec.egress {
         dirs.push(Direction::Egress);
     }
-    for ns_name in cx.namespaces {
+    cx.each_namespace(&mut out, |ns_name, out| {
         out.resources_checked += 1;
         let Some(ns) = cx.snapshot.namespaces.get("", ns_name) else {
-            continue;
+            return;
         };
         let policies = cx.snapshot.network_policies.in_namespace(ns_name);
         out.resources_checked += policies.len() as u64;
@@ -150,6 +160,6 @@ pub fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, Inva
                 ));
             }
         }
-    }
+    });
     Ok(out)
 }

@@ -15,6 +15,7 @@ use kube::core::SelectorExt;
 
 use crate::api::{RbacCheck, SubjectKind, SubjectMatcher};
 use crate::engine::{Context, InvalidSpec, Outcome, parse_selector, violation};
+use crate::incremental::Locality;
 use crate::snapshot::{Kind, labels_of, name_of};
 
 /// Subjects that are never allowed to hold admin rights, even with
@@ -45,6 +46,17 @@ pub fn kinds(_spec: &RbacCheck) -> Vec<Kind> {
         Kind::Role,
         Kind::RoleBinding,
     ]
+}
+
+/// How far a change reaches: a Role or RoleBinding (or a Namespace) only its
+/// own namespace's findings; a ClusterRoleBinding only the cluster-scoped
+/// findings; a ClusterRole every binding that references it.
+pub fn locality(_spec: &RbacCheck, kind: Kind) -> Locality {
+    match kind {
+        Kind::Namespace | Kind::Role | Kind::RoleBinding => Locality::Namespace,
+        Kind::ClusterRoleBinding => Locality::Cluster,
+        _ => Locality::Global,
+    }
 }
 
 fn has(list: &[String], value: &str) -> bool {
@@ -317,7 +329,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
             violation(crb.as_ref(), reason, msg)
         });
     }
-    for ns in cx.namespaces {
+    cx.each_namespace(&mut out, |ns, out| {
         for rb in cx.snapshot.role_bindings.in_namespace(ns) {
             out.resources_checked += 1;
             let view = BindingView {
@@ -327,11 +339,11 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
                 namespace: ns,
                 cluster_wide: false,
             };
-            check_binding(spec, cx, &cluster, &view, &mut out, |reason, msg| {
+            check_binding(spec, cx, &cluster, &view, out, |reason, msg| {
                 violation(rb.as_ref(), reason, msg)
             });
         }
-    }
+    });
     if spec.wildcard_rules {
         for cr in cx.snapshot.cluster_roles.iter() {
             out.resources_checked += 1;
@@ -343,7 +355,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
                     .push(violation(cr.as_ref(), "WildcardRule", what));
             }
         }
-        for ns in cx.namespaces {
+        cx.each_namespace(&mut out, |ns, out| {
             for r in cx.snapshot.roles.in_namespace(ns) {
                 out.resources_checked += 1;
                 if is_system_role(name_of(r.as_ref())) {
@@ -354,7 +366,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
                         .push(violation(r.as_ref(), "WildcardRule", what));
                 }
             }
-        }
+        });
     }
     Ok(out)
 }

@@ -9,11 +9,18 @@
 use super::workloads::{self, Workload};
 use crate::api::WorkloadSecurityCheck;
 use crate::engine::{Context, InvalidSpec, Outcome};
+use crate::incremental::Locality;
 use crate::snapshot::Kind;
 
 /// Kinds read: Deployment, StatefulSet, DaemonSet.
 pub fn kinds(_spec: &WorkloadSecurityCheck) -> Vec<Kind> {
     workloads::KINDS.to_vec()
+}
+
+/// How far a change reaches: a workload (or a Namespace) only its own
+/// namespace's findings.
+pub fn locality(_spec: &WorkloadSecurityCheck, kind: Kind) -> Locality {
+    workloads::locality(kind)
 }
 
 fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
@@ -86,10 +93,10 @@ fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
 /// None: every spec this family accepts is valid.
 pub fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
-    for ns in cx.namespaces {
+    cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {
-            check(spec, w, &mut out);
+            check(spec, w, out);
         }
-    }
+    });
     Ok(out)
 }

@@ -5,10 +5,22 @@ use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 
 use crate::api::Violation;
 use crate::engine::{Context, violation};
+use crate::incremental::Locality;
 use crate::snapshot::Kind;
 
 /// The kinds [`in_namespace`] reads.
 pub const KINDS: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet];
+
+/// Locality of the workload families: a workload (or a Namespace) only decides
+/// findings about its own namespace.
+pub fn locality(kind: Kind) -> Locality {
+    match kind {
+        Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet => {
+            Locality::Namespace
+        }
+        _ => Locality::Global,
+    }
+}
 
 /// A Deployment, a StatefulSet or a DaemonSet.
 #[derive(Clone, Copy)]

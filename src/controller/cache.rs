@@ -296,13 +296,13 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
                         objects.remove(&ns, &name);
                     }
                 }
-                changed::<K>(&shared, snap, label).await;
+                changed::<K>(&shared, snap, label, &ns, &name).await;
             }
             watcher::Event::Delete(g) => {
                 let (ns, name) = key(&g);
                 let mut snap = shared.snapshot.write().await;
                 K::objects_mut(&mut snap).remove(&ns, &name);
-                changed::<K>(&shared, snap, label).await;
+                changed::<K>(&shared, snap, label, &ns, &name).await;
             }
         }
     }
@@ -316,11 +316,14 @@ fn key<K: Stored>(g: &DeserializeGuard<K>) -> (String, String) {
     )
 }
 
-/// After one object changed: the cache-size gauge and the dependent Controls.
+/// After object `ns/name` changed: the cache-size gauge and the dependent
+/// Controls (told which namespace changed).
 async fn changed<K: Stored>(
     shared: &Shared,
     snap: tokio::sync::RwLockWriteGuard<'_, Snapshot>,
     label: &str,
+    ns: &str,
+    name: &str,
 ) {
     let n = K::objects(&snap).len();
     drop(snap);
@@ -329,7 +332,8 @@ async fn changed<K: Stored>(
         .cache_objects
         .with_label_values(&[label])
         .set(n as i64);
-    shared.kind_changed(K::KIND).await;
+    let ns = (!ns.is_empty()).then_some(ns);
+    shared.object_changed(K::KIND, ns, name).await;
 }
 
 use kube::Resource;

@@ -1,13 +1,16 @@
 //! The operator: watches Controls and exactly the kinds their checks read,
-//! re-evaluates the Controls that depend on a changed kind (debounced, plus a
-//! periodic resync for time-based checks), writes status with server-side apply
-//! only when its content changed, records Events on compliance transitions, and
-//! keeps the metrics current. Only the holder of the leader Lease writes.
+//! re-evaluates the Controls that depend on a changed object (at once, at most
+//! one pass per `debounce`, plus a periodic resync for time-based checks),
+//! writes status with server-side apply only when its content changed, records
+//! Events on compliance transitions, and keeps the metrics current. Only the
+//! holder of the leader Lease writes.
 //!
-//! One Control's path: `Control` watch ([`watch_controls`]) → dirty set →
-//! [`reconcile::reconcile`] → [`crate::engine::evaluate`] over the shared
-//! [`Snapshot`] (fed by [`cache`]) → status patch, Event, metrics.
-use std::collections::{BTreeMap, BTreeSet};
+//! One Control's path: `Control` watch ([`watch_controls`]) → dirty map (what
+//! changed for it, [`Changes`]) → [`reconcile::reconcile`] →
+//! [`crate::incremental::update`] (only the namespaces or the cluster part that
+//! changed) or a full [`crate::engine::evaluate`] over the shared [`Snapshot`]
+//! (fed by [`cache`]) → status patch, Event, metrics.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::api::{Control, ControlStatus};
 use crate::checks::kinds_for;
+use crate::incremental::{Changes, Retained};
 use crate::metrics::Metrics;
 use crate::snapshot::{Kind, Snapshot};
 
@@ -41,7 +45,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// Every Control is re-evaluated at least this often (time-based checks).
     pub resync: Duration,
-    /// Quiet time collected after a change before evaluating.
+    /// Shortest time between two evaluation passes: an isolated change is
+    /// evaluated at once, a burst of changes in one pass per interval.
     pub debounce: Duration,
     /// Leader election on a Lease; off means this process always writes.
     pub leader_election: bool,
@@ -89,8 +94,10 @@ pub struct Shared {
     pub controls: RwLock<BTreeMap<String, CachedControl>>,
     /// Whether the Control watch has completed its initial list.
     pub controls_synced: AtomicBool,
-    /// Controls waiting to be evaluated.
-    pub dirty: std::sync::Mutex<BTreeSet<String>>,
+    /// Controls waiting to be evaluated, with what changed for each.
+    pub dirty: std::sync::Mutex<BTreeMap<String, Changes>>,
+    /// Each Control's last full result, kept for incremental updates.
+    pub retained: std::sync::Mutex<HashMap<String, Retained>>,
     /// Wakes the reconcile loop.
     pub wake: Notify,
     /// Metrics.
@@ -120,7 +127,8 @@ pub struct Written {
 }
 
 impl Shared {
-    /// Marks every Control that reads `kind` for evaluation.
+    /// Marks every Control that reads `kind` for a full evaluation (a relist,
+    /// a watch error, a CRD that appeared or went).
     pub async fn kind_changed(&self, kind: Kind) {
         let controls = self.controls.read().await;
         let mut dirty = self.dirty.lock().expect("dirty lock");
@@ -128,26 +136,55 @@ impl Shared {
             if let CachedControl::Valid(c) = c
                 && kinds_for(&c.spec.check).contains(&kind)
             {
-                dirty.insert(name.clone());
+                dirty
+                    .entry(name.clone())
+                    .or_default()
+                    .merge(Changes::full());
             }
         }
         drop(dirty);
         self.wake.notify_one();
     }
 
-    /// Marks every Control for evaluation.
-    pub async fn all_kinds_changed(&self) {
-        let names: Vec<String> = self.controls.read().await.keys().cloned().collect();
-        self.dirty.lock().expect("dirty lock").extend(names);
+    /// Records that object `namespace/name` of `kind` was added, changed or
+    /// deleted: every Control that reads `kind` learns how far the change
+    /// reaches for its check ([`Changes::record`]).
+    pub async fn object_changed(&self, kind: Kind, namespace: Option<&str>, name: &str) {
+        let controls = self.controls.read().await;
+        let mut dirty = self.dirty.lock().expect("dirty lock");
+        for (control, c) in controls.iter() {
+            if let CachedControl::Valid(c) = c
+                && kinds_for(&c.spec.check).contains(&kind)
+            {
+                dirty.entry(control.clone()).or_default().record(
+                    &c.spec.check,
+                    kind,
+                    namespace,
+                    name,
+                );
+            }
+        }
+        drop(dirty);
         self.wake.notify_one();
     }
 
-    /// Marks one Control for evaluation.
+    /// Marks every Control for a full evaluation.
+    pub async fn all_kinds_changed(&self) {
+        let names: Vec<String> = self.controls.read().await.keys().cloned().collect();
+        let mut dirty = self.dirty.lock().expect("dirty lock");
+        for name in names {
+            dirty.insert(name, Changes::full());
+        }
+        drop(dirty);
+        self.wake.notify_one();
+    }
+
+    /// Marks one Control for a full evaluation.
     pub fn mark(&self, name: &str) {
         self.dirty
             .lock()
             .expect("dirty lock")
-            .insert(name.to_owned());
+            .insert(name.to_owned(), Changes::full());
         self.wake.notify_one();
     }
 
@@ -246,7 +283,8 @@ pub async fn run(
         watches: Mutex::new(cache::Watches::default()),
         controls: RwLock::new(BTreeMap::new()),
         controls_synced: AtomicBool::new(false),
-        dirty: std::sync::Mutex::new(BTreeSet::new()),
+        dirty: std::sync::Mutex::new(BTreeMap::new()),
+        retained: std::sync::Mutex::new(HashMap::new()),
         wake: Notify::new(),
         metrics,
         ready,
@@ -423,6 +461,7 @@ async fn forget(shared: &Shared, name: &str) {
     );
     shared.metrics.forget(name);
     shared.written.lock().await.remove(name);
+    shared.retained.lock().expect("retained lock").remove(name);
 }
 
 fn cached(g: DeserializeGuard<Control>) -> (String, CachedControl) {

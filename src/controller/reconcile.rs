@@ -17,7 +17,8 @@ use super::{CachedControl, FIELD_MANAGER, Shared, Written};
 use crate::api::conditions::{self, COMPLIANT, READY};
 use crate::api::{Control, ControlStatus};
 use crate::checks::kinds_for;
-use crate::engine::{MAX_CONDITION_MESSAGE, evaluate, truncate};
+use crate::engine::{MAX_CONDITION_MESSAGE, truncate};
+use crate::incremental::{self, Changes};
 
 /// How long a reading of the API server's `/metrics` is reused.
 pub const APISERVER_METRICS_TTL: Duration = Duration::from_secs(20);
@@ -64,12 +65,17 @@ pub struct PendingEvent {
     pub regarding: ObjectReference,
 }
 
-/// Evaluates dirty Controls until `shutdown`: wakes on a change (then waits
-/// `debounce` to batch a burst) or on the periodic resync.
+/// Evaluates dirty Controls until `shutdown`: wakes on a change or on the
+/// periodic resync. A pass starts at once unless the previous one started less
+/// than `debounce` ago (then it waits for the rest of that interval), so an
+/// isolated change is evaluated immediately and a burst of changes costs one
+/// pass per interval; changes that arrive during a pass are collected for the
+/// next one.
 pub async fn run_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut resync = tokio::time::interval(shared.config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
+    let mut last_pass: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -79,16 +85,19 @@ pub async fn run_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 shared.all_kinds_changed().await;
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(shared.config.debounce) => {}
+        if let Some(last) = last_pass {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(last + shared.config.debounce) => {}
+            }
         }
+        last_pass = Some(tokio::time::Instant::now());
         let batch = std::mem::take(&mut *shared.dirty.lock().expect("dirty lock"));
-        for name in batch {
+        for (name, changes) in batch {
             if shutdown.is_cancelled() {
                 return;
             }
-            if let Err(e) = reconcile(&shared, &name).await {
+            if let Err(e) = reconcile(&shared, &name, &changes).await {
                 warn!(control = %name, error = %e, "reconcile failed; retrying");
                 shared
                     .metrics
@@ -106,11 +115,16 @@ pub async fn run_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// Evaluates one Control and publishes the result.
+/// Evaluates one Control — incrementally when `changes` allow it and a
+/// retained result exists, else fully — and publishes the result.
 ///
 /// # Errors
 /// [`ReconcileError`] when the status patch or the Event fails.
-pub async fn reconcile(shared: &Arc<Shared>, name: &str) -> Result<(), ReconcileError> {
+pub async fn reconcile(
+    shared: &Arc<Shared>,
+    name: &str,
+    changes: &Changes,
+) -> Result<(), ReconcileError> {
     let Some(entry) = shared.controls.read().await.get(name).cloned() else {
         return Ok(());
     };
@@ -144,11 +158,31 @@ pub async fn reconcile(shared: &Arc<Shared>, name: &str) -> Result<(), Reconcile
         refresh_apiserver_metrics(shared).await;
     }
     let timer = shared.metrics.evaluation_duration.start_timer();
-    let eval = {
+    let (eval, mode) = {
         let snap = shared.snapshot.read().await;
-        evaluate(&control, &snap, Timestamp::now())
+        let now = Timestamp::now();
+        let previous = shared.retained.lock().expect("retained lock").remove(name);
+        let updated = previous.and_then(|mut r| {
+            incremental::update(&control, &snap, now, &mut r, changes).map(|e| (e, r))
+        });
+        let (eval, retained, mode) = match updated {
+            Some((e, r)) => (e, Some(r), "incremental"),
+            None => {
+                let (e, r) = incremental::evaluate_retained(&control, &snap, now);
+                (e, r, "full")
+            }
+        };
+        if let Some(r) = retained {
+            shared
+                .retained
+                .lock()
+                .expect("retained lock")
+                .insert(name.to_owned(), r);
+        }
+        (eval, mode)
     };
     timer.observe_duration();
+    shared.metrics.evaluations.with_label_values(&[mode]).inc();
     {
         // Export only while the Control still exists (a Delete forgets its
         // series under the write lock of `controls`).

@@ -7,6 +7,7 @@ mod backup;
 mod encryption;
 mod engine;
 mod hardening;
+mod incremental;
 mod network_policy;
 mod rbac;
 mod regressions;
