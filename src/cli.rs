@@ -116,7 +116,8 @@ pub struct RunArgs {
     /// time-based checks such as backup freshness.
     #[arg(long, env = "SOC2_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
-    /// Quiet time to batch a burst of changes before evaluating (Go duration).
+    /// Shortest time between two evaluation passes (Go duration): an isolated
+    /// change is evaluated at once, a burst of changes in one pass per interval.
     #[arg(long, env = "SOC2_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub debounce: Duration,
     /// Elect a leader on a Lease; only the leader writes status and Events.

@@ -554,7 +554,12 @@ impl Evaluation {
     pub fn to_status(&self, control: &Control, previous: Option<&ControlStatus>) -> ControlStatus {
         let generation = control.metadata.generation;
         let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
-        let now = Time(self.evaluated_at);
+        // metav1.Time has whole seconds on the wire: a status built with
+        // nanoseconds would never equal the one read back, and the operator
+        // would take its own write for someone else's.
+        let now = Time(
+            Timestamp::from_second(self.evaluated_at.as_second()).unwrap_or(self.evaluated_at),
+        );
         let (ready_status, ready_reason, ready_message) = match (&self.invalid, control.spec.mode) {
             (Some(invalid), _) => ("False", "InvalidSpec", invalid.to_string()),
             (None, Mode::Enforce) => (

@@ -23,6 +23,7 @@
 //! cluster-wide part plus one share per namespace
 //! ([`Outcome::checked_by_namespace`]).
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -118,12 +119,59 @@ pub fn owner(v: &Violation) -> Option<&str> {
     }
 }
 
+/// Namespace names shared by every [`Retained`] (one allocation per name, not
+/// one per name and Control); names no result refers to any more are dropped
+/// at each full evaluation.
+static NAMES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<Arc<str>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn intern(names: &mut std::collections::HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(n) = names.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    names.insert(n.clone());
+    n
+}
+
+/// Resources checked per in-scope namespace, sorted by name: every in-scope
+/// namespace has an entry, so the keys are the scope. (At 10,000 namespaces
+/// and 25 Controls a map of owned strings would cost about 20 MiB.)
+#[derive(Clone, Debug, Default)]
+struct Shares(Vec<(Arc<str>, u32)>);
+
+impl Shares {
+    fn find(&self, ns: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(ns))
+    }
+    fn remove(&mut self, ns: &str) {
+        if let Ok(i) = self.find(ns) {
+            self.0.remove(i);
+        }
+    }
+    fn set(&mut self, name: Arc<str>, share: u64) {
+        let share = u32::try_from(share).unwrap_or(u32::MAX);
+        match self.find(&name) {
+            Ok(i) => self.0[i].1 = share,
+            Err(i) => self.0.insert(i, (name, share)),
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn total(&self) -> u64 {
+        self.0.iter().map(|(_, s)| u64::from(*s)).sum()
+    }
+}
+
 /// A full result kept for incremental updates of one Control.
 #[derive(Clone, Debug)]
 pub struct Retained {
-    /// The normalized outcome: every violation (not only the first 100), with
-    /// `checked_by_namespace` holding every in-scope namespace.
+    /// The normalized outcome: every violation (not only the first 100);
+    /// its `checked_by_namespace` is empty (see `shares`).
     outcome: Outcome,
+    /// `resources_checked` per in-scope namespace.
+    shares: Shares,
     /// `resources_checked` outside namespaces.
     cluster_checked: u64,
     /// The Control object the result belongs to.
@@ -158,16 +206,29 @@ pub fn evaluate_retained(
     };
     normalize(&mut outcome);
     // Every in-scope namespace has a share, even of zero: the keys are the scope.
-    outcome
-        .checked_by_namespace
-        .retain(|ns, _| scope.contains(ns));
-    for ns in scope {
-        outcome.checked_by_namespace.entry(ns).or_default();
-    }
-    let in_namespaces: u64 = outcome.checked_by_namespace.values().sum();
+    let by_ns = std::mem::take(&mut outcome.checked_by_namespace);
+    let shares = {
+        let mut names = NAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.retain(|n| Arc::strong_count(n) > 1);
+        Shares(
+            scope
+                .iter()
+                .map(|ns| {
+                    let share = by_ns.get(ns).copied().unwrap_or(0);
+                    (
+                        intern(&mut names, ns),
+                        u32::try_from(share).unwrap_or(u32::MAX),
+                    )
+                })
+                .collect(),
+        )
+    };
     let retained = Retained {
-        cluster_checked: outcome.resources_checked.saturating_sub(in_namespaces),
+        cluster_checked: outcome.resources_checked.saturating_sub(shares.total()),
         outcome: outcome.clone(),
+        shares,
         uid: control.metadata.uid.clone(),
         generation: control.metadata.generation,
     };
@@ -192,6 +253,7 @@ pub fn update(
     let check = &control.spec.check;
     let name = control.metadata.name.as_deref().unwrap_or("");
     let out = &mut retained.outcome;
+    let shares = &mut retained.shares;
     if !changes.namespaces.is_empty() {
         let mut now_in = BTreeSet::new();
         for ns in &changes.namespaces {
@@ -199,11 +261,11 @@ pub fn update(
                 now_in.insert(ns.clone());
             }
         }
-        let was_empty = out.checked_by_namespace.is_empty();
+        let was_empty = shares.is_empty();
         out.violations
             .retain(|v| owner(v).is_none_or(|o| !changes.namespaces.contains(o)));
         for ns in &changes.namespaces {
-            out.checked_by_namespace.remove(ns);
+            shares.remove(ns);
         }
         if !now_in.is_empty() {
             let cx = Context {
@@ -219,12 +281,15 @@ pub fn update(
                     .into_iter()
                     .filter(|v| owner(v).is_some_and(|o| now_in.contains(o))),
             );
+            let mut names = NAMES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for ns in &now_in {
                 let share = partial.checked_by_namespace.get(ns).copied().unwrap_or(0);
-                out.checked_by_namespace.insert(ns.clone(), share);
+                shares.set(intern(&mut names, ns), share);
             }
         }
-        if was_empty != out.checked_by_namespace.is_empty() {
+        if was_empty != shares.is_empty() {
             return None;
         }
     }
@@ -247,13 +312,12 @@ pub fn update(
         retained.cluster_checked = cluster.resources_checked;
         out.evidence = cluster.evidence;
         out.notes = cluster.notes;
-        if out.checked_by_namespace.is_empty() {
+        if shares.is_empty() {
             out.notes.push(NO_NAMESPACE_IN_SCOPE.into());
         }
         out.blocking = cluster.blocking;
     }
-    out.resources_checked =
-        retained.cluster_checked + out.checked_by_namespace.values().sum::<u64>();
+    out.resources_checked = retained.cluster_checked + shares.total();
     normalize(out);
     // Everything but the per-namespace shares, which the evaluation does not carry.
     let result = Outcome {

@@ -251,6 +251,14 @@ macro_rules! stored {
                 })?
             }
         )*
+        impl Snapshot {
+            /// Applies [`Stored::trim`] to every object, as the operator's
+            /// watch caches do before storing them (tests compare verdicts on
+            /// trimmed and untrimmed snapshots).
+            pub fn trim_all(&mut self) {
+                $( self.$field.trim_all(); )*
+            }
+        }
         impl Kind {
             /// Calls `v.visit::<T>()` with the Rust type `T` of this kind.
             pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
@@ -262,23 +270,142 @@ macro_rules! stored {
     };
 }
 
+/// Drops the metadata no check reads from the high-volume kinds: owner
+/// references, finalizers, uid, generation, creation time, and labels and
+/// annotations except the annotations named in `keep` (labels are read only on
+/// Namespaces, ClusterRoles, Velero Backups and Pods, which keep theirs).
+/// At 10,000 namespaces this is tens of MiB of label maps.
+pub fn trim_unread_metadata(
+    meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    keep: &[&str],
+) {
+    meta.labels = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    if meta.annotations.as_ref().is_some_and(BTreeMap::is_empty) {
+        meta.annotations = None;
+    }
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.uid = None;
+    meta.generation = None;
+    meta.creation_timestamp = None;
+    meta.generate_name = None;
+}
+
+/// Keeps of a pod template what the workload checks read: its labels (PDB
+/// selection), `hostNetwork`/`hostPID`/`hostIPC`, the pod security context,
+/// hostPath volumes, and per container and init container its name, image,
+/// security context and whether it has a readiness probe.
+pub fn trim_pod_template(t: &mut k8s_openapi::api::core::v1::PodTemplateSpec) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Volume};
+    if let Some(m) = t.metadata.as_mut() {
+        *m = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            labels: m.labels.take(),
+            ..Default::default()
+        };
+    }
+    let Some(spec) = t.spec.take() else {
+        return;
+    };
+    let container = |c: Container| Container {
+        name: c.name,
+        image: c.image,
+        security_context: c.security_context,
+        readiness_probe: c.readiness_probe.map(|_| Probe::default()),
+        ..Default::default()
+    };
+    t.spec = Some(PodSpec {
+        containers: spec.containers.into_iter().map(container).collect(),
+        init_containers: spec
+            .init_containers
+            .map(|cs| cs.into_iter().map(container).collect()),
+        host_network: spec.host_network,
+        host_pid: spec.host_pid,
+        host_ipc: spec.host_ipc,
+        security_context: spec.security_context,
+        volumes: spec.volumes.map(|vs| {
+            vs.into_iter()
+                .filter(|v| v.host_path.is_some())
+                .map(|v| Volume {
+                    name: v.name,
+                    host_path: v.host_path,
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        ..Default::default()
+    });
+}
+
 stored! {
-    Namespace => Namespace, namespaces, trim(o) { o.status = None; };
-    NetworkPolicy => NetworkPolicy, network_policies;
-    Ingress => Ingress, ingresses, trim(o) { o.status = None; };
+    Namespace => Namespace, namespaces, trim(o) {
+        o.status = None;
+        o.spec = None;
+        o.metadata.annotations = None;
+        o.metadata.owner_references = None;
+        o.metadata.finalizers = None;
+    };
+    NetworkPolicy => NetworkPolicy, network_policies, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
+    Ingress => Ingress, ingresses, trim(o) { o.status = None; trim_unread_metadata(&mut o.metadata, &[]); };
     Gateway => Gateway, gateways;
     HTTPRoute => HttpRoute, http_routes;
-    PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, trim(o) { o.status = None; };
+    PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, trim(o) {
+        o.status = None;
+        trim_unread_metadata(&mut o.metadata, &[crate::checks::encryption::BETA_CLASS_ANNOTATION]);
+        if let Some(s) = o.spec.as_mut() {
+            *s = k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                storage_class_name: s.storage_class_name.take(),
+                ..Default::default()
+            };
+        }
+    };
     StorageClass => StorageClass, storage_classes;
     Pod => Pod, pods, trim(o) { o.status = None; }, watch_in("kube-system");
     ClusterRole => ClusterRole, cluster_roles;
-    ClusterRoleBinding => ClusterRoleBinding, cluster_role_bindings;
-    Role => Role, roles;
-    RoleBinding => RoleBinding, role_bindings;
-    Deployment => Deployment, deployments, trim(o) { o.status = None; };
-    StatefulSet => StatefulSet, stateful_sets, trim(o) { o.status = None; };
-    DaemonSet => DaemonSet, daemon_sets, trim(o) { o.status = None; };
-    PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, trim(o) { o.status = None; };
+    ClusterRoleBinding => ClusterRoleBinding, cluster_role_bindings, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
+    Role => Role, roles, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
+    RoleBinding => RoleBinding, role_bindings, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
+    Deployment => Deployment, deployments, trim(o) {
+        o.status = None;
+        trim_unread_metadata(&mut o.metadata, &[]);
+        if let Some(s) = o.spec.as_mut() {
+            trim_pod_template(&mut s.template);
+            *s = k8s_openapi::api::apps::v1::DeploymentSpec {
+                replicas: s.replicas,
+                template: std::mem::take(&mut s.template),
+                ..Default::default()
+            };
+        }
+    };
+    StatefulSet => StatefulSet, stateful_sets, trim(o) {
+        o.status = None;
+        trim_unread_metadata(&mut o.metadata, &[]);
+        if let Some(s) = o.spec.as_mut() {
+            trim_pod_template(&mut s.template);
+            *s = k8s_openapi::api::apps::v1::StatefulSetSpec {
+                replicas: s.replicas,
+                template: std::mem::take(&mut s.template),
+                ..Default::default()
+            };
+        }
+    };
+    DaemonSet => DaemonSet, daemon_sets, trim(o) {
+        o.status = None;
+        trim_unread_metadata(&mut o.metadata, &[]);
+        if let Some(s) = o.spec.as_mut() {
+            trim_pod_template(&mut s.template);
+            *s = k8s_openapi::api::apps::v1::DaemonSetSpec {
+                template: std::mem::take(&mut s.template),
+                ..Default::default()
+            };
+        }
+    };
+    PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, trim(o) {
+        o.status = None;
+        trim_unread_metadata(&mut o.metadata, &[]);
+    };
     Schedule => VeleroSchedule, velero_schedules;
     Backup => VeleroBackup, velero_backups;
     Restore => VeleroRestore, velero_restores;
@@ -315,6 +442,18 @@ impl<K: kube::Resource> Objects<K> {
             Err(i) => {
                 list.insert(i, obj);
                 self.len += 1;
+            }
+        }
+    }
+
+    /// Applies [`Stored::trim`] to every object.
+    pub fn trim_all(&mut self)
+    where
+        K: Stored,
+    {
+        for list in self.by_namespace.values_mut() {
+            for o in list.iter_mut() {
+                Arc::make_mut(o).trim();
             }
         }
     }

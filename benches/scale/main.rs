@@ -400,7 +400,10 @@ async fn run_once(cfg: &RunConfig) -> Result<Value> {
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .args(["--lease-namespace", cluster::RELEASE_NAMESPACE])
         .env("KUBECONFIG", &op_kubeconfig)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("SOC2_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -26,6 +27,11 @@ pub const APISERVER_METRICS_TTL: Duration = Duration::from_secs(20);
 /// Deadline of every request the reconcile loop makes (status patch, Event,
 /// `/metrics`): one hung request must not stall every Control or shutdown.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Controls of one evaluation pass reconciled at the same time: their status
+/// writes and Events overlap instead of queueing behind each other (a change
+/// that concerns five Controls is published in about one request's time).
+pub const PASS_CONCURRENCY: usize = 4;
 
 /// Errors of one reconciliation, each with a bounded metric label.
 #[derive(Debug, thiserror::Error)]
@@ -93,23 +99,30 @@ pub async fn run_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
         last_pass = Some(tokio::time::Instant::now());
         let batch = std::mem::take(&mut *shared.dirty.lock().expect("dirty lock"));
-        for (name, changes) in batch {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if let Err(e) = reconcile(&shared, &name, &changes).await {
-                warn!(control = %name, error = %e, "reconcile failed; retrying");
-                shared
-                    .metrics
-                    .reconcile_errors
-                    .with_label_values(&[e.metric_label()])
-                    .inc();
-                let s = shared.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    s.mark(&name);
-                });
-            }
+        debug!(controls = batch.len(), "evaluation pass");
+        let (shared_ref, shutdown_ref) = (&shared, &shutdown);
+        futures::stream::iter(batch)
+            .for_each_concurrent(PASS_CONCURRENCY, |(name, changes)| async move {
+                if shutdown_ref.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = reconcile(shared_ref, &name, &changes).await {
+                    warn!(control = %name, error = %e, "reconcile failed; retrying");
+                    shared_ref
+                        .metrics
+                        .reconcile_errors
+                        .with_label_values(&[e.metric_label()])
+                        .inc();
+                    let s = shared_ref.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        s.mark(&name);
+                    });
+                }
+            })
+            .await;
+        if shutdown.is_cancelled() {
+            return;
         }
         shared.update_ready().await;
     }
@@ -209,10 +222,9 @@ pub async fn reconcile(
     if !shared.is_leader() || shared.shutdown.is_cancelled() {
         return Ok(());
     }
-    patch_status(shared, name, &status).await?;
-    info!(control = name, verdict = ?eval.verdict, violations = eval.violations.len(), "status updated");
     let event = transition_event(&control, previous.as_ref(), &status);
-    remember(shared, name, &control.metadata, &status, event.clone()).await;
+    write_status(shared, name, &control.metadata, &status, event.clone()).await?;
+    info!(control = name, verdict = ?eval.verdict, violations = eval.violations.len(), "status updated");
     if let Some(ev) = event {
         publish_pending(shared, name, ev).await?;
     }
@@ -227,26 +239,42 @@ fn same_object(entry: Option<&CachedControl>, meta: &ObjectMeta) -> bool {
     }
 }
 
-/// Records what was written, if the Control still exists as the same object.
-async fn remember(
+/// Patches the status and records it as written (with the transition Event
+/// still to publish). Recorded before the patch is sent: the Control watch can
+/// deliver this very write before the patch call returns, and must recognise
+/// it as ours rather than as someone else's write to repair. A failed patch
+/// puts the previous record back.
+async fn write_status(
     shared: &Shared,
     name: &str,
     meta: &ObjectMeta,
     status: &ControlStatus,
     pending_event: Option<PendingEvent>,
-) {
-    let controls = shared.controls.read().await;
-    if !same_object(controls.get(name), meta) {
-        return;
+) -> Result<(), ReconcileError> {
+    let prior = {
+        let controls = shared.controls.read().await;
+        if !same_object(controls.get(name), meta) {
+            // Deleted (or re-created) meanwhile: nothing to write.
+            return Ok(());
+        }
+        shared.written.lock().await.insert(
+            name.to_owned(),
+            Written {
+                uid: meta.uid.clone(),
+                status: status.clone(),
+                pending_event,
+            },
+        )
+    };
+    if let Err(e) = patch_status(shared, name, status).await {
+        let mut written = shared.written.lock().await;
+        match prior {
+            Some(p) => written.insert(name.to_owned(), p),
+            None => written.remove(name),
+        };
+        return Err(e);
     }
-    shared.written.lock().await.insert(
-        name.to_owned(),
-        Written {
-            uid: meta.uid.clone(),
-            status: status.clone(),
-            pending_event,
-        },
-    );
+    Ok(())
 }
 
 /// Publishes the Event, clearing it from `written` once sent.
@@ -471,8 +499,7 @@ async fn write_not_ready(
         ],
         ..Default::default()
     };
-    patch_status(shared, name, &status).await?;
+    write_status(shared, name, metadata, &status, None).await?;
     warn!(control = name, reason, %message, "Control cannot be evaluated");
-    remember(shared, name, metadata, &status, None).await;
     Ok(())
 }

@@ -76,7 +76,10 @@ fn controls() -> Vec<Control> {
     out
 }
 
-fn base() -> Snapshot {
+/// Online Boutique (half its policies), kube-prometheus, six synthetic
+/// namespaces (one with a privileged hostNetwork Deployment) and two
+/// StorageClasses.
+pub fn base() -> Snapshot {
     let mut s = Snapshot::default();
     let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
     let ob =
@@ -437,4 +440,58 @@ fn changes_follow_each_familys_locality() {
     assert_eq!(ch.namespaces.len(), 2);
     ch.merge(Changes::full());
     assert!(ch.full);
+}
+
+#[test]
+fn trimming_what_no_check_reads_changes_no_verdict() {
+    // Every snapshot path (the operator's caches, `check` on a cluster or on
+    // manifests) stores trimmed objects, so every engine test runs on trimmed
+    // data; here workloads carrying everything a pod template can hold are
+    // stored untrimmed and trimmed, and the catalog must not tell them apart.
+    use std::sync::Arc;
+    let mut whole = base();
+    for (kind, extra) in [
+        ("StatefulSet", "  serviceName: db\n  replicas: 1\n"),
+        ("DaemonSet", ""),
+        ("Deployment", "  replicas: 3\n"),
+    ] {
+        let yaml = format!(
+            "apiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: agent\n  namespace: app-1\n  labels: {{a: b}}\n  annotations: {{x: y}}\nspec:\n{extra}  selector:\n    matchLabels: {{app: agent}}\n  template:\n    metadata:\n      labels: {{app: agent}}\n      annotations: {{k: v}}\n    spec:\n      hostPID: true\n      volumes:\n      - name: root\n        hostPath: {{path: /}}\n      - name: tmp\n        emptyDir: {{}}\n      initContainers:\n      - name: init\n        image: busybox:1\n        securityContext: {{privileged: true}}\n      containers:\n      - name: agent\n        image: quay.io/agent@sha256:{}\n        env: [{{name: A, value: b}}]\n        ports: [{{containerPort: 9100}}]\n        resources: {{limits: {{memory: 64Mi}}}}\n        readinessProbe: {{httpGet: {{path: /, port: 9100}}}}\n        securityContext:\n          capabilities: {{add: [NET_ADMIN, SYS_TIME]}}\n",
+            "a".repeat(64)
+        );
+        match kind {
+            "StatefulSet" => whole
+                .stateful_sets
+                .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
+            "DaemonSet" => whole
+                .daemon_sets
+                .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
+            _ => whole
+                .deployments
+                .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
+        }
+    }
+    let mut cut = whole.clone();
+    cut.trim_all();
+    assert_ne!(
+        format!("{:?}", whole.daemon_sets.iter().next()),
+        format!("{:?}", cut.daemon_sets.iter().next()),
+        "trimming removes something"
+    );
+    let t = now();
+    let mut compared = 0;
+    for c in controls() {
+        let (w, k) = (evaluate(&c, &whole, t), evaluate(&c, &cut, t));
+        assert_eq!(
+            essence(&w),
+            essence(&k),
+            "{}",
+            c.metadata.name.as_deref().unwrap()
+        );
+        compared += w.violations.iter().filter(|v| v.name == "agent").count();
+    }
+    assert!(
+        compared >= 6,
+        "the catalog finds the agents' violations: {compared}"
+    );
 }
