@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench demo demo-down chart-files docs
+.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench bench-engine bench-scale demo demo-down chart-files docs
 
 all: test
 
@@ -32,9 +32,19 @@ fmt:
 crds:
 	$(CARGO) run --quiet -- crd > crds/controls.soc2-operator.dev.yaml
 
-## bench: criterion benchmarks (figures go in the closing notes, never into assertions)
-bench:
+## bench: the engine benchmark, then the scale benchmark (figures go in BENCHMARKS.md, never into assertions)
+bench: bench-engine bench-scale
+
+## bench-engine: criterion, the pure engine over 10,000 synthetic namespaces
+bench-engine:
 	$(CARGO) bench --bench engine
+
+## bench-scale: the operator on a fresh local control plane per namespace count; writes bench/results.json
+## (NAMESPACES=1000,10000 TRIALS=50 by default: about 35 minutes on 2 cores)
+NAMESPACES ?= 1000,10000
+TRIALS ?= 50
+bench-scale: control-plane
+	$(CARGO) bench --bench scale -- --namespaces $(NAMESPACES) --trials $(TRIALS) --output bench/results.json
 
 ## demo: the main job on a local cluster with real workloads (see README)
 demo:

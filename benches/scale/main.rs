@@ -400,6 +400,8 @@ async fn run_once(cfg: &RunConfig) -> Result<Value> {
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .args(["--lease-namespace", cluster::RELEASE_NAMESPACE])
         .env("KUBECONFIG", &op_kubeconfig)
+        // As the chart and the image run it (glibc malloc arenas).
+        .env("MALLOC_ARENA_MAX", "2")
         .env(
             "RUST_LOG",
             std::env::var("SOC2_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
