@@ -5,7 +5,7 @@
 //! one-shot `check` command and offline manifest checks all call
 //! [`evaluate`]; [`Evaluation::to_status`] turns the result into the
 //! `Control` status.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -70,11 +70,25 @@ pub struct Outcome {
     /// A reason that makes the control non-compliant on its own, with its
     /// message, e.g. (`BackupProviderNotInstalled`, "…").
     pub blocking: Option<(String, String)>,
-    /// The share of `resources_checked` counted inside each in-scope
-    /// namespace (through [`Context::each_namespace`]); the rest is the
-    /// cluster-wide part. Incremental evaluation ([`crate::incremental`])
-    /// replaces one namespace's share when only that namespace changed.
-    pub checked_by_namespace: BTreeMap<String, u64>,
+    /// What [`Context::each_namespace`] attributed to each in-scope namespace:
+    /// the resources checked and the violations found while looking at it.
+    /// Everything else is the cluster-wide part. Incremental evaluation
+    /// ([`crate::incremental`]) replaces one namespace's parts when only that
+    /// namespace changed.
+    pub namespace_parts: Vec<NamespacePart>,
+}
+
+/// What one call of [`Context::each_namespace`]'s closure added for one
+/// namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespacePart {
+    /// The namespace.
+    pub namespace: String,
+    /// Added to [`Outcome::resources_checked`].
+    pub checked: u64,
+    /// Indices of the violations it added to [`Outcome::violations`] (before
+    /// [`evaluate`] sorts them).
+    pub violations: std::ops::Range<usize>,
 }
 
 /// What [`evaluate`] returns.
@@ -119,17 +133,21 @@ impl<'a> Context<'a> {
     }
 
     /// Calls `f` for every in-scope namespace in order, and attributes what
-    /// `f` adds to `out.resources_checked` to that namespace
-    /// ([`Outcome::checked_by_namespace`]). Families whose findings in a
+    /// `f` adds to `out.resources_checked` and `out.violations` to that
+    /// namespace ([`Outcome::namespace_parts`]). Families whose findings in a
     /// namespace depend only on that namespace's objects (and cluster-scoped
     /// ones) iterate namespaces through this, so that a change confined to one
-    /// namespace can be re-evaluated for that namespace alone.
+    /// namespace can be re-evaluated for that namespace alone; what they find
+    /// outside it is the cluster-wide part, whatever namespace it names.
     pub fn each_namespace(&self, out: &mut Outcome, mut f: impl FnMut(&'a str, &mut Outcome)) {
         for ns in self.namespaces {
-            let before = out.resources_checked;
+            let (checked, found) = (out.resources_checked, out.violations.len());
             f(ns.as_str(), out);
-            let added = out.resources_checked.saturating_sub(before);
-            *out.checked_by_namespace.entry(ns.clone()).or_default() += added;
+            out.namespace_parts.push(NamespacePart {
+                namespace: ns.clone(),
+                checked: out.resources_checked.saturating_sub(checked),
+                violations: found..out.violations.len(),
+            });
         }
     }
 
@@ -343,14 +361,17 @@ fn finish(mut outcome: Outcome, now: Timestamp) -> Evaluation {
     conclude(outcome, now)
 }
 
+/// Cuts a violation's message to [`MAX_VIOLATION_MESSAGE`].
+pub(crate) fn cut_message(v: &mut Violation) {
+    if v.message.len() > MAX_VIOLATION_MESSAGE {
+        v.message = truncate(&v.message, MAX_VIOLATION_MESSAGE);
+    }
+}
+
 /// Cuts long violation messages, sorts and de-duplicates violations and
 /// evidence (the order [`Evaluation`] promises).
 pub(crate) fn normalize(outcome: &mut Outcome) {
-    for v in &mut outcome.violations {
-        if v.message.len() > MAX_VIOLATION_MESSAGE {
-            v.message = truncate(&v.message, MAX_VIOLATION_MESSAGE);
-        }
-    }
+    outcome.violations.iter_mut().for_each(cut_message);
     outcome.violations.sort();
     outcome.violations.dedup();
     outcome.evidence.sort();

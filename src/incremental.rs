@@ -18,10 +18,11 @@
 //!   RoleBinding that references it; Velero schedules cover many namespaces),
 //!   which means a full evaluation.
 //!
-//! A finding "belongs" to namespace `X` when the violating object is in `X`,
-//! or is the Namespace `X` itself ([`owner`]); `resources_checked` is kept as a
-//! cluster-wide part plus one share per namespace
-//! ([`Outcome::checked_by_namespace`]).
+//! A finding belongs to namespace `X` when the family found it while looking
+//! at `X` ([`Context::each_namespace`]); everything else — ClusterRoleBindings,
+//! StorageClasses, the kube-apiserver Pods of `kube-system`, Control-level
+//! findings — is the cluster-wide part, whatever namespace it names. The same
+//! holds for `resources_checked` ([`Outcome::namespace_parts`]).
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ use jiff::Timestamp;
 use crate::api::{Check, Control, Violation};
 use crate::checks;
 use crate::engine::{
-    Context, Evaluation, NO_NAMESPACE_IN_SCOPE, Outcome, conclude, evaluate_inner,
+    Context, Evaluation, NO_NAMESPACE_IN_SCOPE, Outcome, conclude, cut_message, evaluate_inner,
     invalid_evaluation, namespace_in_scope, normalize,
 };
 use crate::snapshot::{Kind, Snapshot};
@@ -108,17 +109,6 @@ impl Changes {
     }
 }
 
-/// The namespace a violation belongs to: the violating object's namespace, or
-/// the name of a violating Namespace; `None` for cluster-scoped objects and
-/// the Control itself.
-pub fn owner(v: &Violation) -> Option<&str> {
-    match &v.namespace {
-        Some(ns) if !ns.is_empty() => Some(ns),
-        _ if v.kind == "Namespace" => Some(v.name.as_str()),
-        _ => None,
-    }
-}
-
 /// Namespace names shared by every [`Retained`] (one allocation per name, not
 /// one per name and Control); names no result refers to any more are dropped
 /// at each full evaluation.
@@ -134,46 +124,85 @@ fn intern(names: &mut std::collections::HashSet<Arc<str>>, name: &str) -> Arc<st
     n
 }
 
-/// Resources checked per in-scope namespace, sorted by name: every in-scope
-/// namespace has an entry, so the keys are the scope. (At 10,000 namespaces
-/// and 25 Controls a map of owned strings would cost about 20 MiB.)
-#[derive(Clone, Debug, Default)]
-struct Shares(Vec<(Arc<str>, u32)>);
+/// One in-scope namespace's part of a result.
+#[derive(Clone, Debug)]
+struct Part {
+    namespace: Arc<str>,
+    checked: u32,
+    violations: Box<[Violation]>,
+}
 
-impl Shares {
+/// The parts of every in-scope namespace, sorted by name: every in-scope
+/// namespace has one (even when empty), so the names are the scope.
+#[derive(Clone, Debug, Default)]
+struct Parts(Vec<Part>);
+
+impl Parts {
     fn find(&self, ns: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| (**n).cmp(ns))
+        self.0.binary_search_by(|p| (*p.namespace).cmp(ns))
     }
     fn remove(&mut self, ns: &str) {
         if let Ok(i) = self.find(ns) {
             self.0.remove(i);
         }
     }
-    fn set(&mut self, name: Arc<str>, share: u64) {
-        let share = u32::try_from(share).unwrap_or(u32::MAX);
-        match self.find(&name) {
-            Ok(i) => self.0[i].1 = share,
-            Err(i) => self.0.insert(i, (name, share)),
+    fn set(&mut self, part: Part) {
+        match self.find(&part.namespace) {
+            Ok(i) => self.0[i] = part,
+            Err(i) => self.0.insert(i, part),
         }
     }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Parts of `outcome`'s namespaces in `keep` (violations cloned, messages cut).
+    fn from_outcome(outcome: &Outcome, keep: &BTreeSet<String>) -> Vec<Part> {
+        let mut by_ns: std::collections::BTreeMap<&str, (u64, Vec<Violation>)> =
+            std::collections::BTreeMap::new();
+        for p in &outcome.namespace_parts {
+            if !keep.contains(&p.namespace) {
+                continue;
+            }
+            let e = by_ns.entry(p.namespace.as_str()).or_default();
+            e.0 += p.checked;
+            e.1.extend(outcome.violations[p.violations.clone()].iter().cloned());
+        }
+        let mut names = NAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keep.iter()
+            .map(|ns| {
+                let (checked, mut violations) = by_ns.remove(ns.as_str()).unwrap_or_default();
+                violations.iter_mut().for_each(cut_message);
+                Part {
+                    namespace: intern(&mut names, ns),
+                    checked: u32::try_from(checked).unwrap_or(u32::MAX),
+                    violations: violations.into_boxed_slice(),
+                }
+            })
+            .collect()
     }
-    fn total(&self) -> u64 {
-        self.0.iter().map(|(_, s)| u64::from(*s)).sum()
+}
+
+/// Whether violation index `i` was found inside a namespace.
+fn in_namespaces(outcome: &Outcome) -> Vec<bool> {
+    let mut inside = vec![false; outcome.violations.len()];
+    for p in &outcome.namespace_parts {
+        for i in p.violations.clone() {
+            if let Some(x) = inside.get_mut(i) {
+                *x = true;
+            }
+        }
     }
+    inside
 }
 
 /// A full result kept for incremental updates of one Control.
 #[derive(Clone, Debug)]
 pub struct Retained {
-    /// The normalized outcome: every violation (not only the first 100);
-    /// its `checked_by_namespace` is empty (see `shares`).
-    outcome: Outcome,
-    /// `resources_checked` per in-scope namespace.
-    shares: Shares,
-    /// `resources_checked` outside namespaces.
-    cluster_checked: u64,
+    /// The cluster-wide part: violations found outside any namespace,
+    /// evidence, notes, blocking reason, and `resources_checked` outside
+    /// namespaces.
+    cluster: Outcome,
+    /// Each in-scope namespace's part.
+    parts: Parts,
     /// The Control object the result belongs to.
     uid: Option<String>,
     /// Its generation.
@@ -186,9 +215,33 @@ impl Retained {
         self.uid == control.metadata.uid && self.generation == control.metadata.generation
     }
 
-    /// Violations kept (all of them).
-    pub fn violations(&self) -> &[Violation] {
-        &self.outcome.violations
+    /// Every violation (not only the first 100), in evaluation order.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.compose().violations
+    }
+
+    /// The whole outcome, normalized.
+    fn compose(&self) -> Outcome {
+        let mut violations = self.cluster.violations.clone();
+        for p in &self.parts.0 {
+            violations.extend(p.violations.iter().cloned());
+        }
+        let mut out = Outcome {
+            resources_checked: self.cluster.resources_checked
+                + self
+                    .parts
+                    .0
+                    .iter()
+                    .map(|p| u64::from(p.checked))
+                    .sum::<u64>(),
+            violations,
+            evidence: self.cluster.evidence.clone(),
+            notes: self.cluster.notes.clone(),
+            blocking: self.cluster.blocking.clone(),
+            namespace_parts: Vec::new(),
+        };
+        normalize(&mut out);
+        out
     }
 }
 
@@ -204,34 +257,36 @@ pub fn evaluate_retained(
         Ok(x) => x,
         Err(invalid) => return (invalid_evaluation(invalid, now), None),
     };
-    normalize(&mut outcome);
-    // Every in-scope namespace has a share, even of zero: the keys are the scope.
-    let by_ns = std::mem::take(&mut outcome.checked_by_namespace);
-    let shares = {
-        let mut names = NAMES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        names.retain(|n| Arc::strong_count(n) > 1);
-        Shares(
-            scope
-                .iter()
-                .map(|ns| {
-                    let share = by_ns.get(ns).copied().unwrap_or(0);
-                    (
-                        intern(&mut names, ns),
-                        u32::try_from(share).unwrap_or(u32::MAX),
-                    )
-                })
-                .collect(),
-        )
-    };
+    NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|n| Arc::strong_count(n) > 1);
+    let parts = Parts(Parts::from_outcome(&outcome, &scope));
+    let inside = in_namespaces(&outcome);
+    let mut cluster_violations: Vec<Violation> = outcome
+        .violations
+        .iter()
+        .zip(&inside)
+        .filter(|(_, inside)| !**inside)
+        .map(|(v, _)| v.clone())
+        .collect();
+    cluster_violations.iter_mut().for_each(cut_message);
+    let in_parts: u64 = outcome.namespace_parts.iter().map(|p| p.checked).sum();
     let retained = Retained {
-        cluster_checked: outcome.resources_checked.saturating_sub(shares.total()),
-        outcome: outcome.clone(),
-        shares,
+        cluster: Outcome {
+            resources_checked: outcome.resources_checked.saturating_sub(in_parts),
+            violations: cluster_violations,
+            evidence: outcome.evidence.clone(),
+            notes: outcome.notes.clone(),
+            blocking: outcome.blocking.clone(),
+            namespace_parts: Vec::new(),
+        },
+        parts,
         uid: control.metadata.uid.clone(),
         generation: control.metadata.generation,
     };
+    outcome.namespace_parts = Vec::new();
+    normalize(&mut outcome);
     (conclude(outcome, now), Some(retained))
 }
 
@@ -252,8 +307,6 @@ pub fn update(
     }
     let check = &control.spec.check;
     let name = control.metadata.name.as_deref().unwrap_or("");
-    let out = &mut retained.outcome;
-    let shares = &mut retained.shares;
     if !changes.namespaces.is_empty() {
         let mut now_in = BTreeSet::new();
         for ns in &changes.namespaces {
@@ -261,11 +314,9 @@ pub fn update(
                 now_in.insert(ns.clone());
             }
         }
-        let was_empty = shares.is_empty();
-        out.violations
-            .retain(|v| owner(v).is_none_or(|o| !changes.namespaces.contains(o)));
+        let was_empty = retained.parts.0.is_empty();
         for ns in &changes.namespaces {
-            shares.remove(ns);
+            retained.parts.remove(ns);
         }
         if !now_in.is_empty() {
             let cx = Context {
@@ -275,21 +326,11 @@ pub fn update(
                 control_name: name,
             };
             let partial = checks::evaluate(check, &cx).ok()?;
-            out.violations.extend(
-                partial
-                    .violations
-                    .into_iter()
-                    .filter(|v| owner(v).is_some_and(|o| now_in.contains(o))),
-            );
-            let mut names = NAMES
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ns in &now_in {
-                let share = partial.checked_by_namespace.get(ns).copied().unwrap_or(0);
-                shares.set(intern(&mut names, ns), share);
+            for part in Parts::from_outcome(&partial, &now_in) {
+                retained.parts.set(part);
             }
         }
-        if was_empty != shares.is_empty() {
+        if was_empty != retained.parts.0.is_empty() {
             return None;
         }
     }
@@ -301,32 +342,15 @@ pub fn update(
             namespaces: &none,
             control_name: name,
         };
-        let cluster = checks::evaluate(check, &cx).ok()?;
-        out.violations.retain(|v| owner(v).is_some());
-        out.violations.extend(
-            cluster
-                .violations
-                .into_iter()
-                .filter(|v| owner(v).is_none()),
-        );
-        retained.cluster_checked = cluster.resources_checked;
-        out.evidence = cluster.evidence;
-        out.notes = cluster.notes;
-        if shares.is_empty() {
-            out.notes.push(NO_NAMESPACE_IN_SCOPE.into());
+        let mut cluster = checks::evaluate(check, &cx).ok()?;
+        cluster.violations.iter_mut().for_each(cut_message);
+        if retained.parts.0.is_empty() {
+            cluster.notes.push(NO_NAMESPACE_IN_SCOPE.into());
         }
-        out.blocking = cluster.blocking;
+        retained.cluster = Outcome {
+            namespace_parts: Vec::new(),
+            ..cluster
+        };
     }
-    out.resources_checked = retained.cluster_checked + shares.total();
-    normalize(out);
-    // Everything but the per-namespace shares, which the evaluation does not carry.
-    let result = Outcome {
-        resources_checked: out.resources_checked,
-        violations: out.violations.clone(),
-        evidence: out.evidence.clone(),
-        notes: out.notes.clone(),
-        blocking: out.blocking.clone(),
-        checked_by_namespace: Default::default(),
-    };
-    Some(conclude(result, now))
+    Some(conclude(retained.compose(), now))
 }

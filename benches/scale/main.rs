@@ -578,7 +578,20 @@ async fn run_once(cfg: &RunConfig) -> Result<Value> {
         "machine": machine(),
         "versions": versions(),
         "date": jiff::Timestamp::now().to_string(),
+        "commit": commit(),
     }))
+}
+
+/// The measured commit (`git describe --always --dirty`), if git can tell.
+fn commit() -> Option<String> {
+    let out = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(cluster::repo_root())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn machine() -> Value {

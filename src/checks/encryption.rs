@@ -64,11 +64,14 @@ pub fn kinds(spec: &EncryptionCheck) -> Vec<Kind> {
 }
 
 /// How far a change reaches: an Ingress, Gateway or PersistentVolumeClaim
-/// (or a Namespace) only its own namespace's findings; HTTPRoutes (attached to
-/// Gateways anywhere), StorageClasses (used by PVCs everywhere) and the
-/// kube-apiserver pods reach everything.
-pub fn locality(_spec: &EncryptionCheck, kind: Kind) -> Locality {
+/// only its own namespace's findings; HTTPRoutes (attached to Gateways
+/// anywhere), StorageClasses (used by PVCs everywhere) and the kube-apiserver
+/// pods reach everything. So does a Namespace when `inTransit` is checked: a
+/// Gateway listener's `allowedRoutes` can select routes by their namespace's
+/// labels, wherever the Gateway is.
+pub fn locality(spec: &EncryptionCheck, kind: Kind) -> Locality {
     match kind {
+        Kind::Namespace if spec.in_transit.is_some() => Locality::Global,
         Kind::Namespace | Kind::Ingress | Kind::Gateway | Kind::PersistentVolumeClaim => {
             Locality::Namespace
         }

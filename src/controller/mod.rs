@@ -124,7 +124,14 @@ pub struct Written {
     pub status: ControlStatus,
     /// An Event whose publication failed, retried with the next evaluation.
     pub pending_event: Option<reconcile::PendingEvent>,
+    /// Statuses written before `status` whose watch echo may still arrive
+    /// (at most [`MAX_EARLIER_WRITES`]); their echo is ours, not a foreign
+    /// write to repair.
+    pub earlier: Vec<ControlStatus>,
 }
+
+/// How many earlier writes of one Control are still recognised as ours.
+pub const MAX_EARLIER_WRITES: usize = 4;
 
 impl Shared {
     /// Marks every Control that reads `kind` for a full evaluation (a relist,
@@ -424,7 +431,15 @@ async fn watch_controls(shared: Arc<Shared>) {
                             .as_ref()
                             .is_some_and(|s| reconcile::same_content(&w.status, s))
                     });
-                    if ours {
+                    let earlier = written.get(&name).is_some_and(|w| {
+                        control.status.as_ref().is_some_and(|s| {
+                            w.earlier.iter().any(|e| reconcile::same_content(e, s))
+                        })
+                    });
+                    if earlier && !ours {
+                        // The echo of a write before our latest one: the
+                        // latest one's echo is still to come.
+                    } else if ours {
                         if written
                             .get(&name)
                             .is_some_and(|w| w.pending_event.is_none())

@@ -1,5 +1,6 @@
 //! The reconcile loop: evaluates dirty Controls, writes status only when its
 //! content changed, records Events on compliance transitions, updates metrics.
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,24 +168,46 @@ pub async fn reconcile(
             return write_not_ready(shared, name, &control.metadata, "WatchFailed", &message).await;
         }
     }
-    if needs_apiserver_metrics(&control) && shared.config.read_apiserver_metrics {
-        refresh_apiserver_metrics(shared).await;
+    let mut changes = changes.clone();
+    if needs_apiserver_metrics(&control)
+        && shared.config.read_apiserver_metrics
+        && refresh_apiserver_metrics(shared).await
+    {
+        // New evidence for every Control that reads it: evaluate them fully
+        // (an incremental update would keep the retained evidence).
+        changes = Changes::full();
+        shared.kind_changed(crate::snapshot::Kind::Pod).await;
+        // This one is evaluated fully right now.
+        shared.dirty.lock().expect("dirty lock").remove(name);
     }
     let timer = shared.metrics.evaluation_duration.start_timer();
-    let (eval, mode) = {
+    let eval = {
         let snap = shared.snapshot.read().await;
         let now = Timestamp::now();
         let previous = shared.retained.lock().expect("retained lock").remove(name);
         let updated = previous.and_then(|mut r| {
-            incremental::update(&control, &snap, now, &mut r, changes).map(|e| (e, r))
+            incremental::update(&control, &snap, now, &mut r, &changes).map(|e| (e, r))
         });
-        let (eval, retained, mode) = match updated {
+        match updated {
             Some((e, r)) => (e, Some(r), "incremental"),
             None => {
                 let (e, r) = incremental::evaluate_retained(&control, &snap, now);
                 (e, r, "full")
             }
-        };
+        }
+    };
+    let (eval, retained, mode) = eval;
+    timer.observe_duration();
+    shared.metrics.evaluations.with_label_values(&[mode]).inc();
+    let cached_status = {
+        // Export and keep the result only while the Control still exists (a
+        // Delete forgets its series and result under the write lock of
+        // `controls`).
+        let controls = shared.controls.read().await;
+        let entry = controls.get(name);
+        if !same_object(entry, &control.metadata) {
+            return Ok(());
+        }
         if let Some(r) = retained {
             shared
                 .retained
@@ -192,25 +215,20 @@ pub async fn reconcile(
                 .expect("retained lock")
                 .insert(name.to_owned(), r);
         }
-        (eval, mode)
-    };
-    timer.observe_duration();
-    shared.metrics.evaluations.with_label_values(&[mode]).inc();
-    {
-        // Export only while the Control still exists (a Delete forgets its
-        // series under the write lock of `controls`).
-        let controls = shared.controls.read().await;
-        if !same_object(controls.get(name), &control.metadata) {
-            return Ok(());
-        }
         shared.metrics.observe(&control, &eval);
-    }
+        // The newest status the watch has delivered (it may have moved on
+        // since `control` was read).
+        match entry {
+            Some(CachedControl::Valid(c)) => c.status.clone(),
+            _ => control.status.clone(),
+        }
+    };
 
     let (previous, pending) = match shared.written.lock().await.get(name) {
         Some(w) if w.uid == control.metadata.uid => {
             (Some(w.status.clone()), w.pending_event.clone())
         }
-        _ => (control.status.clone(), None),
+        _ => (cached_status, None),
     };
     let status = eval.to_status(&control, previous.as_ref());
     if previous.as_ref().is_some_and(|p| same_content(p, &status)) {
@@ -257,21 +275,37 @@ async fn write_status(
             // Deleted (or re-created) meanwhile: nothing to write.
             return Ok(());
         }
-        shared.written.lock().await.insert(
+        let mut written = shared.written.lock().await;
+        // Statuses written before this one whose echo may still be on its way.
+        let earlier = match written.get(name) {
+            Some(w) if w.uid == meta.uid => {
+                let mut e = w.earlier.clone();
+                e.push(w.status.clone());
+                let drop = e.len().saturating_sub(super::MAX_EARLIER_WRITES);
+                e.drain(..drop);
+                e
+            }
+            _ => Vec::new(),
+        };
+        written.insert(
             name.to_owned(),
             Written {
                 uid: meta.uid.clone(),
                 status: status.clone(),
                 pending_event,
+                earlier,
             },
         )
     };
     if let Err(e) = patch_status(shared, name, status).await {
         let mut written = shared.written.lock().await;
-        match prior {
-            Some(p) => written.insert(name.to_owned(), p),
-            None => written.remove(name),
-        };
+        // Unless someone else's write replaced the record meanwhile.
+        if written.get(name).is_some_and(|w| w.status == *status) {
+            match prior {
+                Some(p) => written.insert(name.to_owned(), p),
+                None => written.remove(name),
+            };
+        }
         return Err(e);
     }
     Ok(())
@@ -309,17 +343,18 @@ fn needs_apiserver_metrics(control: &Control) -> bool {
 /// Reads `apiserver_storage_transformation_operations_total` from the API
 /// server's `/metrics` (needs `get` on the nonResourceURL `/metrics`), at most
 /// once per [`APISERVER_METRICS_TTL`]. Parsed outside the snapshot lock; a
-/// failure keeps the previous reading.
-async fn refresh_apiserver_metrics(shared: &Shared) {
+/// failure keeps the previous reading. Returns whether what the encryption
+/// check reads of it (which transformations have happened) changed.
+async fn refresh_apiserver_metrics(shared: &Shared) -> bool {
     {
         let mut last = shared.apiserver_metrics_read.lock().await;
         if last.is_some_and(|t| t.elapsed() < APISERVER_METRICS_TTL) {
-            return;
+            return false;
         }
         *last = Some(tokio::time::Instant::now());
     }
     let Ok(req) = http::Request::get("/metrics").body(Vec::new()) else {
-        return;
+        return false;
     };
     let read = tokio::time::timeout(REQUEST_TIMEOUT, shared.client.request_text(req)).await;
     let text = match read {
@@ -335,12 +370,32 @@ async fn refresh_apiserver_metrics(shared: &Shared) {
                 .reconcile_errors
                 .with_label_values(&["APIServerMetrics"])
                 .inc();
-            return;
+            return false;
         }
     };
     match crate::snapshot::parse_storage_transformations(&text) {
-        Ok(samples) => shared.snapshot.write().await.storage_transformations = Some(samples),
-        Err(e) => warn!(error = %e, "cannot parse the API server's /metrics"),
+        Ok(samples) => {
+            let seen = |s: &[crate::snapshot::StorageTransformation]| {
+                s.iter()
+                    .filter(|t| t.count > 0.0)
+                    .map(|t| {
+                        (
+                            t.transformation_type.clone(),
+                            t.transformer_prefix.clone(),
+                            t.status.clone(),
+                        )
+                    })
+                    .collect::<BTreeSet<_>>()
+            };
+            let mut snap = shared.snapshot.write().await;
+            let changed = snap.storage_transformations.as_deref().map(seen) != Some(seen(&samples));
+            snap.storage_transformations = Some(samples);
+            changed
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot parse the API server's /metrics");
+            false
+        }
     }
 }
 
@@ -453,7 +508,8 @@ async fn write_not_ready(
     message: &str,
 ) -> Result<(), ReconcileError> {
     let message = truncate(message, MAX_CONDITION_MESSAGE);
-    let now = Time(Timestamp::now());
+    // Whole seconds, as the API server stores them (see `Evaluation::to_status`).
+    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_default());
     let cached_status = match shared.controls.read().await.get(name) {
         Some(CachedControl::Valid(c)) => c.status.clone(),
         _ => None,
