@@ -213,6 +213,13 @@ impl KindVisitor for Spawn {
     }
 }
 
+/// Kinds whose (re)list may run at the same time. A list page holds up to 500
+/// whole objects (`managedFields` and all) until they are trimmed; twenty
+/// kinds listing at once at 10,000 namespaces would hold a hundred MiB that
+/// the allocator keeps afterwards. Two at a time keep the start-up peak near
+/// the cache's own size and take about as long on a busy API server.
+static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Runs one kind's watch until aborted, applying events to the snapshot.
 async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let client: Client = shared.client.clone();
@@ -224,6 +231,8 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let mut buffer: Option<Objects<K>> = None;
     let mut stream = watcher(api, cfg).boxed();
     let mut backoff = Backoff::new();
+    // Held from a list's `Init` to its `InitDone` (see `LISTING`).
+    let mut listing: Option<tokio::sync::SemaphorePermit<'static>> = None;
     loop {
         let on_error = |e: watcher::Error| {
             let shared = shared.clone();
@@ -257,13 +266,19 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
             .with_label_values(&[label])
             .inc();
         match event {
-            watcher::Event::Init => buffer = Some(Objects::default()),
+            watcher::Event::Init => {
+                buffer = Some(Objects::default());
+                if listing.is_none() {
+                    listing = LISTING.acquire().await.ok();
+                }
+            }
             watcher::Event::InitApply(g) => {
                 if let (Some(b), Some(obj)) = (buffer.as_mut(), accept(&shared, g)) {
                     b.insert(Arc::new(obj));
                 }
             }
             watcher::Event::InitDone => {
+                listing = None;
                 let fresh = buffer.take().unwrap_or_default();
                 let n = fresh.len();
                 *K::objects_mut(&mut *shared.snapshot.write().await) = fresh;
