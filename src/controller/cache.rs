@@ -214,10 +214,10 @@ impl KindVisitor for Spawn {
 }
 
 /// Kinds whose (re)list may run at the same time. A list page holds up to 500
-/// whole objects (`managedFields` and all) until they are trimmed; twenty
-/// kinds listing at once at 10,000 namespaces would hold a hundred MiB that
-/// the allocator keeps afterwards. Two at a time keep the start-up peak near
-/// the cache's own size and take about as long on a busy API server.
+/// whole objects (`managedFields` and all) until they are trimmed; this bounds
+/// how many such pages a relist of many kinds holds at once. (The scale
+/// benchmark saw no change of the start-up peak from it: at 10,000 namespaces
+/// the peak is the cache itself. See BENCHMARKS.md.)
 static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// Runs one kind's watch until aborted, applying events to the snapshot.
