@@ -213,13 +213,6 @@ impl KindVisitor for Spawn {
     }
 }
 
-/// Kinds whose (re)list may run at the same time. A list page holds up to 500
-/// whole objects (`managedFields` and all) until they are trimmed; this bounds
-/// how many such pages a relist of many kinds holds at once. (The scale
-/// benchmark saw no change of the start-up peak from it: at 10,000 namespaces
-/// the peak is the cache itself. See BENCHMARKS.md.)
-static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// Runs one kind's watch until aborted, applying events to the snapshot.
 async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let client: Client = shared.client.clone();
@@ -231,8 +224,6 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
     let mut buffer: Option<Objects<K>> = None;
     let mut stream = watcher(api, cfg).boxed();
     let mut backoff = Backoff::new();
-    // Held from a list's `Init` to its `InitDone` (see `LISTING`).
-    let mut listing: Option<tokio::sync::SemaphorePermit<'static>> = None;
     loop {
         let on_error = |e: watcher::Error| {
             let shared = shared.clone();
@@ -266,19 +257,13 @@ async fn watch_kind<K: Stored>(shared: Arc<Shared>) {
             .with_label_values(&[label])
             .inc();
         match event {
-            watcher::Event::Init => {
-                buffer = Some(Objects::default());
-                if listing.is_none() {
-                    listing = LISTING.acquire().await.ok();
-                }
-            }
+            watcher::Event::Init => buffer = Some(Objects::default()),
             watcher::Event::InitApply(g) => {
                 if let (Some(b), Some(obj)) = (buffer.as_mut(), accept(&shared, g)) {
                     b.insert(Arc::new(obj));
                 }
             }
             watcher::Event::InitDone => {
-                listing = None;
                 let fresh = buffer.take().unwrap_or_default();
                 let n = fresh.len();
                 *K::objects_mut(&mut *shared.snapshot.write().await) = fresh;
