@@ -40,7 +40,7 @@ bench-engine:
 	$(CARGO) bench --bench engine
 
 ## bench-scale: the operator on a fresh local control plane per namespace count; writes bench/results.json
-## (NAMESPACES=1000,10000 TRIALS=50 by default: about 35 minutes on 2 cores)
+## (NAMESPACES=1000,10000 TRIALS=50 by default: about 25 minutes on 2 cores)
 NAMESPACES ?= 1000,10000
 TRIALS ?= 50
 bench-scale: control-plane
