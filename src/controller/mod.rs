@@ -425,21 +425,27 @@ async fn watch_controls(shared: Arc<Shared>) {
                     // else's (e.g. a deposed leader's late write). Only the latter
                     // needs a re-evaluation, which repairs it.
                     let mut written = shared.written.lock().await;
-                    let ours = written.get(&name).is_some_and(|w| {
+                    let same = |s: &ControlStatus| {
                         control
                             .status
                             .as_ref()
-                            .is_some_and(|s| reconcile::same_content(&w.status, s))
-                    });
-                    let earlier = written.get(&name).is_some_and(|w| {
-                        control.status.as_ref().is_some_and(|s| {
-                            w.earlier.iter().any(|e| reconcile::same_content(e, s))
-                        })
-                    });
-                    if earlier && !ours {
-                        // The echo of a write before our latest one: the
-                        // latest one's echo is still to come.
+                            .is_some_and(|c| reconcile::same_content(s, c))
+                    };
+                    // Echoes arrive in write order: an earlier write's echo
+                    // (checked first, in case a later write has the same
+                    // content) retires it and those before it.
+                    let earlier = written
+                        .get(&name)
+                        .and_then(|w| w.earlier.iter().position(&same));
+                    let ours = written.get(&name).is_some_and(|w| same(&w.status));
+                    if let Some(i) = earlier {
+                        if let Some(w) = written.get_mut(&name) {
+                            w.earlier.drain(..=i);
+                        }
                     } else if ours {
+                        if let Some(w) = written.get_mut(&name) {
+                            w.earlier.clear();
+                        }
                         if written
                             .get(&name)
                             .is_some_and(|w| w.pending_event.is_none())

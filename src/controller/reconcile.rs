@@ -199,7 +199,7 @@ pub async fn reconcile(
     let (eval, retained, mode) = eval;
     timer.observe_duration();
     shared.metrics.evaluations.with_label_values(&[mode]).inc();
-    let cached_status = {
+    let (previous, pending) = {
         // Export and keep the result only while the Control still exists (a
         // Delete forgets its series and result under the write lock of
         // `controls`).
@@ -216,19 +216,19 @@ pub async fn reconcile(
                 .insert(name.to_owned(), r);
         }
         shared.metrics.observe(&control, &eval);
-        // The newest status the watch has delivered (it may have moved on
-        // since `control` was read).
-        match entry {
-            Some(CachedControl::Valid(c)) => c.status.clone(),
-            _ => control.status.clone(),
+        // What we wrote last, else the newest status the watch has delivered
+        // (it may have moved on since `control` was read). Read together under
+        // the `controls` guard: the watch updates `controls` before it drops
+        // a `written` record, so the two cannot disagree.
+        match shared.written.lock().await.get(name) {
+            Some(w) if w.uid == control.metadata.uid => {
+                (Some(w.status.clone()), w.pending_event.clone())
+            }
+            _ => match entry {
+                Some(CachedControl::Valid(c)) => (c.status.clone(), None),
+                _ => (control.status.clone(), None),
+            },
         }
-    };
-
-    let (previous, pending) = match shared.written.lock().await.get(name) {
-        Some(w) if w.uid == control.metadata.uid => {
-            (Some(w.status.clone()), w.pending_event.clone())
-        }
-        _ => (cached_status, None),
     };
     let status = eval.to_status(&control, previous.as_ref());
     if previous.as_ref().is_some_and(|p| same_content(p, &status)) {
@@ -276,16 +276,17 @@ async fn write_status(
             return Ok(());
         }
         let mut written = shared.written.lock().await;
-        // Statuses written before this one whose echo may still be on its way.
-        let earlier = match written.get(name) {
+        // Statuses written before this one whose echo may still be on its
+        // way, and an Event of an earlier transition not yet published.
+        let (earlier, pending_event) = match written.get(name) {
             Some(w) if w.uid == meta.uid => {
                 let mut e = w.earlier.clone();
                 e.push(w.status.clone());
                 let drop = e.len().saturating_sub(super::MAX_EARLIER_WRITES);
                 e.drain(..drop);
-                e
+                (e, pending_event.or_else(|| w.pending_event.clone()))
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), pending_event),
         };
         written.insert(
             name.to_owned(),
