@@ -647,12 +647,5 @@ impl Evaluation {
 /// Whether the check in `check` is set at all (the CRD's CEL rule guarantees
 /// exactly one at admission; a `null` member can still slip through).
 pub fn check_is_set(check: &Check) -> bool {
-    check.network_policy.is_some()
-        || check.encryption.is_some()
-        || check.rbac.is_some()
-        || check.backup.is_some()
-        || check.availability.is_some()
-        || check.workload_security.is_some()
-        || check.audit_logging.is_some()
-        || check.image_provenance.is_some()
+    checks::members_set(check) > 0
 }

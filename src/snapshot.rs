@@ -339,6 +339,24 @@ pub fn trim_pod_template(t: &mut k8s_openapi::api::core::v1::PodTemplateSpec) {
     });
 }
 
+/// Trims a workload (`Deployment`, `StatefulSet`, `DaemonSet`): no status, no
+/// unread metadata, the pod template as [`trim_pod_template`] keeps it, and of
+/// the spec only the template and the listed fields.
+macro_rules! trim_workload {
+    ($o:ident, $spec:ident { $($keep:ident),* }) => {{
+        $o.status = None;
+        trim_unread_metadata(&mut $o.metadata, &[]);
+        if let Some(s) = $o.spec.as_mut() {
+            trim_pod_template(&mut s.template);
+            *s = k8s_openapi::api::apps::v1::$spec {
+                $($keep: s.$keep,)*
+                template: std::mem::take(&mut s.template),
+                ..Default::default()
+            };
+        }
+    }};
+}
+
 stored! {
     Namespace => Namespace, namespaces, trim(o) {
         o.status = None;
@@ -367,41 +385,9 @@ stored! {
     ClusterRoleBinding => ClusterRoleBinding, cluster_role_bindings, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
     Role => Role, roles, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
     RoleBinding => RoleBinding, role_bindings, trim(o) { trim_unread_metadata(&mut o.metadata, &[]); };
-    Deployment => Deployment, deployments, trim(o) {
-        o.status = None;
-        trim_unread_metadata(&mut o.metadata, &[]);
-        if let Some(s) = o.spec.as_mut() {
-            trim_pod_template(&mut s.template);
-            *s = k8s_openapi::api::apps::v1::DeploymentSpec {
-                replicas: s.replicas,
-                template: std::mem::take(&mut s.template),
-                ..Default::default()
-            };
-        }
-    };
-    StatefulSet => StatefulSet, stateful_sets, trim(o) {
-        o.status = None;
-        trim_unread_metadata(&mut o.metadata, &[]);
-        if let Some(s) = o.spec.as_mut() {
-            trim_pod_template(&mut s.template);
-            *s = k8s_openapi::api::apps::v1::StatefulSetSpec {
-                replicas: s.replicas,
-                template: std::mem::take(&mut s.template),
-                ..Default::default()
-            };
-        }
-    };
-    DaemonSet => DaemonSet, daemon_sets, trim(o) {
-        o.status = None;
-        trim_unread_metadata(&mut o.metadata, &[]);
-        if let Some(s) = o.spec.as_mut() {
-            trim_pod_template(&mut s.template);
-            *s = k8s_openapi::api::apps::v1::DaemonSetSpec {
-                template: std::mem::take(&mut s.template),
-                ..Default::default()
-            };
-        }
-    };
+    Deployment => Deployment, deployments, trim(o) { trim_workload!(o, DeploymentSpec { replicas }); };
+    StatefulSet => StatefulSet, stateful_sets, trim(o) { trim_workload!(o, StatefulSetSpec { replicas }); };
+    DaemonSet => DaemonSet, daemon_sets, trim(o) { trim_workload!(o, DaemonSetSpec {}); };
     PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, trim(o) {
         o.status = None;
         trim_unread_metadata(&mut o.metadata, &[]);
