@@ -228,7 +228,9 @@ fn bench(c: &mut Criterion) {
     let objects = snapshot.len();
     eprintln!(
         "synthetic snapshot: {} namespaces, {objects} objects; {} controls",
-        snapshot.namespaces.len(),
+        snapshot
+            .objects::<k8s_openapi::api::core::v1::Namespace>()
+            .len(),
         controls.len()
     );
     let mut g = c.benchmark_group("engine");

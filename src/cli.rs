@@ -61,8 +61,8 @@ pub struct CheckArgs {
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::check::Output::Table)]
-    pub output: crate::check::Output,
+    #[arg(long, value_enum, default_value_t = crate::commands::check::Output::Table)]
+    pub output: crate::commands::check::Output,
     /// Exit 1 when a Control of at least this severity is not compliant.
     #[arg(long, value_enum, default_value_t = FailOn::Low)]
     pub fail_on: FailOn,
@@ -72,8 +72,8 @@ pub struct CheckArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::report::Format::Markdown)]
-    pub format: crate::report::Format,
+    #[arg(long, value_enum, default_value_t = crate::commands::report::Format::Markdown)]
+    pub format: crate::commands::report::Format,
     /// Prometheus base URL that scrapes the operator (adds compliance over the period).
     #[arg(long)]
     pub prometheus: Option<String>,
@@ -200,7 +200,7 @@ fn default_identity() -> String {
 /// # Errors
 /// A message naming the accepted form.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::engine::parse_duration("duration", s)
+    crate::vocabulary::parse_duration("duration", s)
         .map_err(|e| e.message)
         .and_then(|d| Duration::try_from(d).map_err(|e| e.to_string()))
 }

@@ -7,7 +7,7 @@
 //! [`evaluate`](crate::engine::evaluate) — the engine tests compare the two
 //! after every change of a randomized sequence — because each check family
 //! declares, per kind it reads, how far a change of one object reaches
-//! ([`Locality`]):
+//! ([`Locality`], from the family's [`Family::locality`](crate::vocabulary::Family::locality)):
 //!
 //! - [`Locality::Namespace`]: the object (or the Namespace itself) only affects
 //!   findings about objects of its own namespace, e.g. a NetworkPolicy only
@@ -19,7 +19,7 @@
 //!   which means a full evaluation.
 //!
 //! A finding belongs to namespace `X` when the family found it while looking
-//! at `X` ([`Context::each_namespace`]); everything else — ClusterRoleBindings,
+//! at `X` ([`Context::each_namespace`](crate::vocabulary::Context::each_namespace)); everything else — ClusterRoleBindings,
 //! StorageClasses, the kube-apiserver Pods of `kube-system`, Control-level
 //! findings — is the cluster-wide part, whatever namespace it names. The same
 //! holds for `resources_checked` ([`Outcome::namespace_parts`]).
@@ -31,22 +31,11 @@ use jiff::Timestamp;
 use crate::api::{Check, Control, Violation};
 use crate::checks;
 use crate::engine::{
-    Context, Evaluation, NO_NAMESPACE_IN_SCOPE, Outcome, conclude, cut_message, evaluate_inner,
+    Evaluation, NO_NAMESPACE_IN_SCOPE, conclude, cut_message, evaluate_in, evaluate_outcome,
     invalid_evaluation, namespace_in_scope, normalize,
 };
 use crate::snapshot::{Kind, Snapshot};
-
-/// How far a change of one object of a kind reaches, for one check family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Locality {
-    /// Only findings about objects in the object's own namespace (for the
-    /// `Namespace` kind: in that namespace).
-    Namespace,
-    /// Only findings about cluster-scoped objects.
-    Cluster,
-    /// Anything: re-evaluate the whole Control.
-    Global,
-}
+use crate::vocabulary::{Locality, Outcome};
 
 /// What changed since a Control's last evaluation, as far as it is concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -252,8 +241,7 @@ pub fn evaluate_retained(
     snapshot: &Snapshot,
     now: Timestamp,
 ) -> (Evaluation, Option<Retained>) {
-    let name = control.metadata.name.as_deref().unwrap_or("");
-    let (mut outcome, scope) = match evaluate_inner(control, snapshot, now, name) {
+    let (mut outcome, scope) = match evaluate_outcome(control, snapshot, now) {
         Ok(x) => x,
         Err(invalid) => return (invalid_evaluation(invalid, now), None),
     };
@@ -305,8 +293,6 @@ pub fn update(
     if changes.full || !retained.belongs_to(control) {
         return None;
     }
-    let check = &control.spec.check;
-    let name = control.metadata.name.as_deref().unwrap_or("");
     if !changes.namespaces.is_empty() {
         let mut now_in = BTreeSet::new();
         for ns in &changes.namespaces {
@@ -319,13 +305,7 @@ pub fn update(
             retained.parts.remove(ns);
         }
         if !now_in.is_empty() {
-            let cx = Context {
-                snapshot,
-                now,
-                namespaces: &now_in,
-                control_name: name,
-            };
-            let partial = checks::evaluate(check, &cx).ok()?;
+            let partial = evaluate_in(control, snapshot, now, &now_in).ok()?;
             for part in Parts::from_outcome(&partial, &now_in) {
                 retained.parts.set(part);
             }
@@ -335,14 +315,7 @@ pub fn update(
         }
     }
     if changes.cluster {
-        let none = BTreeSet::new();
-        let cx = Context {
-            snapshot,
-            now,
-            namespaces: &none,
-            control_name: name,
-        };
-        let mut cluster = checks::evaluate(check, &cx).ok()?;
+        let mut cluster = evaluate_in(control, snapshot, now, &BTreeSet::new()).ok()?;
         cluster.violations.iter_mut().for_each(cut_message);
         if retained.parts.0.is_empty() {
             cluster.notes.push(NO_NAMESPACE_IN_SCOPE.into());

@@ -9,17 +9,17 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod check;
 pub mod checks;
 pub mod cli;
+pub mod commands;
 pub mod controller;
 pub mod engine;
 pub mod http;
 pub mod incremental;
 pub mod metrics;
-pub mod report;
 pub mod resources;
 pub mod snapshot;
+pub mod vocabulary;
 
 /// The crate version, as reported by `soc2-operator version` and `soc2_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

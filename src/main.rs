@@ -28,7 +28,7 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Some(Command::Docs) => {
-            print!("{}", soc2_operator::check::catalog_markdown());
+            print!("{}", soc2_operator::commands::check::catalog_markdown());
             std::process::ExitCode::SUCCESS
         }
         Some(Command::Version) => {
@@ -87,7 +87,7 @@ async fn run(format: LogFormat, args: RunArgs) -> std::process::ExitCode {
 }
 
 async fn check(args: soc2_operator::cli::CheckArgs) -> std::process::ExitCode {
-    use soc2_operator::check;
+    use soc2_operator::commands::check;
     use std::io::IsTerminal;
     let mut errors = Vec::new();
     let control_inputs = match &args.controls {
@@ -148,7 +148,7 @@ async fn check(args: soc2_operator::cli::CheckArgs) -> std::process::ExitCode {
 async fn report(args: soc2_operator::cli::ReportArgs) -> std::process::ExitCode {
     use k8s_openapi::api::core::v1::Namespace;
     use soc2_operator::api::Control;
-    use soc2_operator::report;
+    use soc2_operator::commands::report;
     let fail = |msg: String| {
         eprintln!("error: {msg}");
         std::process::ExitCode::from(2)

@@ -50,28 +50,37 @@ pub struct Metrics {
     control_last_evaluation: GaugeVec,
     control_ready: GaugeVec,
     criterion_compliant: GaugeVec,
-    /// Duration of one evaluation, seconds.
-    pub evaluation_duration: Histogram,
-    /// `soc2_evaluations_total{mode}`: `full` or `incremental`.
-    pub evaluations: IntCounterVec,
-    /// Reconcile errors by reason.
-    pub reconcile_errors: IntCounterVec,
-    /// Watch events by kind.
-    pub watch_events: IntCounterVec,
-    /// Cached objects by kind.
-    pub cache_objects: IntGaugeVec,
-    /// Status patches sent.
-    pub status_writes: IntCounter,
-    /// 1 while leader.
-    pub leader: IntGauge,
-    /// The configured resync interval, seconds.
-    pub resync_interval: prometheus::Gauge,
+    evaluation_duration: Histogram,
+    evaluations: IntCounterVec,
+    reconcile_errors: IntCounterVec,
+    watch_events: IntCounterVec,
+    cache_objects: IntGaugeVec,
+    status_writes: IntCounter,
+    leader: IntGauge,
+    resync_interval: prometheus::Gauge,
     controls: Mutex<BTreeMap<String, ControlLabels>>,
 }
+
+/// Every `reason` of `soc2_reconcile_errors_total`, exported from 0 so that
+/// `rate()` and alerts work before the first error.
+pub const RECONCILE_ERROR_REASONS: [&str; 6] = [
+    "StatusPatch",
+    "Event",
+    "Timeout",
+    "WatchError",
+    "InvalidObject",
+    "APIServerMetrics",
+];
 
 fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
 }
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+}
+
+const CONTROL_LABELS: [&str; 3] = ["control", "category", "severity"];
 
 impl Metrics {
     /// Creates and registers every metric; `soc2_build_info{version}` is set to 1.
@@ -79,17 +88,16 @@ impl Metrics {
     /// # Panics
     /// Never: names and labels are static and valid.
     pub fn new(version: &str) -> Self {
-        let registry = Registry::new();
         let m = Metrics {
             control_compliant: gauge_vec(
                 "soc2_control_compliant",
                 "1 when the Control is compliant, 0 when not.",
-                &["control", "category", "severity"],
+                &CONTROL_LABELS,
             ),
             control_violations: gauge_vec(
                 "soc2_control_violations",
                 "Violations found by the last evaluation of the Control.",
-                &["control", "category", "severity"],
+                &CONTROL_LABELS,
             ),
             control_resources_checked: gauge_vec(
                 "soc2_control_resources_checked",
@@ -121,27 +129,21 @@ impl Metrics {
                 ]),
             )
             .expect("valid metric"),
-            evaluations: IntCounterVec::new(
-                Opts::new(
-                    "soc2_evaluations_total",
-                    "Control evaluations, by mode: full, or incremental (only the namespaces or the cluster-wide part that changed).",
-                ),
+            evaluations: counter_vec(
+                "soc2_evaluations_total",
+                "Control evaluations, by mode: full, or incremental (only the namespaces or the cluster-wide part that changed).",
                 &["mode"],
-            )
-            .expect("valid metric"),
-            reconcile_errors: IntCounterVec::new(
-                Opts::new(
-                    "soc2_reconcile_errors_total",
-                    "Failed reconciliations, by reason.",
-                ),
+            ),
+            reconcile_errors: counter_vec(
+                "soc2_reconcile_errors_total",
+                "Failed reconciliations, by reason.",
                 &["reason"],
-            )
-            .expect("valid metric"),
-            watch_events: IntCounterVec::new(
-                Opts::new("soc2_watch_events_total", "Watch events received, by kind."),
+            ),
+            watch_events: counter_vec(
+                "soc2_watch_events_total",
+                "Watch events received, by kind.",
                 &["kind"],
-            )
-            .expect("valid metric"),
+            ),
             cache_objects: IntGaugeVec::new(
                 Opts::new(
                     "soc2_cache_objects",
@@ -166,46 +168,80 @@ impl Metrics {
             )
             .expect("valid metric"),
             controls: Mutex::new(BTreeMap::new()),
-            registry,
+            registry: Registry::new(),
         };
+        for reason in RECONCILE_ERROR_REASONS {
+            m.reconcile_errors.with_label_values(&[reason]);
+        }
+        m.register_all(version);
+        m
+    }
+
+    fn register_all(&self, version: &str) {
         let build_info = IntGaugeVec::new(
             Opts::new("soc2_build_info", "Build information; always 1."),
             &["version"],
         )
         .expect("valid metric");
         build_info.with_label_values(&[version]).set(1);
-        // Export the error counters at 0 from the start, so that rate() and
-        // alerts work before the first error.
-        for reason in [
-            "StatusPatch",
-            "Event",
-            "Timeout",
-            "WatchError",
-            "InvalidObject",
-            "APIServerMetrics",
-        ] {
-            m.reconcile_errors.with_label_values(&[reason]);
-        }
         for c in [
-            Box::new(m.control_compliant.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.control_violations.clone()),
-            Box::new(m.control_resources_checked.clone()),
-            Box::new(m.control_last_evaluation.clone()),
-            Box::new(m.control_ready.clone()),
-            Box::new(m.criterion_compliant.clone()),
-            Box::new(m.evaluation_duration.clone()),
-            Box::new(m.evaluations.clone()),
-            Box::new(m.reconcile_errors.clone()),
-            Box::new(m.watch_events.clone()),
-            Box::new(m.cache_objects.clone()),
-            Box::new(m.status_writes.clone()),
-            Box::new(m.leader.clone()),
-            Box::new(m.resync_interval.clone()),
+            Box::new(self.control_compliant.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.control_violations.clone()),
+            Box::new(self.control_resources_checked.clone()),
+            Box::new(self.control_last_evaluation.clone()),
+            Box::new(self.control_ready.clone()),
+            Box::new(self.criterion_compliant.clone()),
+            Box::new(self.evaluation_duration.clone()),
+            Box::new(self.evaluations.clone()),
+            Box::new(self.reconcile_errors.clone()),
+            Box::new(self.watch_events.clone()),
+            Box::new(self.cache_objects.clone()),
+            Box::new(self.status_writes.clone()),
+            Box::new(self.leader.clone()),
+            Box::new(self.resync_interval.clone()),
             Box::new(build_info),
         ] {
-            m.registry.register(c).expect("unique metric names");
+            self.registry.register(c).expect("unique metric names");
         }
-        m
+    }
+
+    /// One evaluation took `seconds`, `mode` `full` or `incremental`.
+    pub fn evaluated(&self, mode: &str, seconds: f64) {
+        self.evaluation_duration.observe(seconds);
+        self.evaluations.with_label_values(&[mode]).inc();
+    }
+
+    /// One failed reconciliation, by `reason` (one of
+    /// [`RECONCILE_ERROR_REASONS`]).
+    pub fn reconcile_error(&self, reason: &str) {
+        self.reconcile_errors.with_label_values(&[reason]).inc();
+    }
+
+    /// One watch event of `kind` (the kind's name, e.g. `Deployment`).
+    pub fn watch_event(&self, kind: &str) {
+        self.watch_events.with_label_values(&[kind]).inc();
+    }
+
+    /// The shared cache holds `n` objects of `kind`.
+    pub fn set_cached(&self, kind: crate::snapshot::Kind, n: usize) {
+        self.cache_objects
+            .with_label_values(&[kind.type_meta().1])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One status patch sent.
+    pub fn status_written(&self) {
+        self.status_writes.inc();
+    }
+
+    /// Whether this replica holds the Lease.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The configured resync interval.
+    pub fn set_resync_interval(&self, interval: std::time::Duration) {
+        self.resync_interval.set(interval.as_secs_f64());
     }
 
     /// Records an evaluation of `control`.

@@ -133,7 +133,7 @@ fn docs_controls_md_matches_the_catalog() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/controls.md");
     let committed = std::fs::read_to_string(path).expect("docs/controls.md exists");
     assert!(
-        committed == soc2_operator::check::catalog_markdown(),
+        committed == soc2_operator::commands::check::catalog_markdown(),
         "docs/controls.md is out of date: run `make docs`"
     );
 }
@@ -141,12 +141,12 @@ fn docs_controls_md_matches_the_catalog() {
 /// The catalog covers every criterion that can be checked from cluster state.
 #[test]
 fn the_catalog_covers_the_checkable_criteria() {
-    let md = soc2_operator::check::catalog_markdown();
+    let md = soc2_operator::commands::check::catalog_markdown();
     for cr in [
         "CC6.1", "CC6.2", "CC6.3", "CC6.6", "CC6.7", "CC6.8", "CC7.1", "CC7.2", "CC8.1", "A1.1",
         "A1.2", "A1.3", "C1.1", "C1.2",
     ] {
         assert!(md.contains(&format!("| {cr} | `")), "{cr} has no Control");
     }
-    assert!(soc2_operator::check::BUILTIN_CONTROLS.len() >= 25);
+    assert!(soc2_operator::commands::check::BUILTIN_CONTROLS.len() >= 25);
 }

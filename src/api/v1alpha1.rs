@@ -151,7 +151,7 @@ pub struct Scope {
 /// The check of a control. Exactly one member is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.networkPolicy), has(self.encryption), has(self.rbac), has(self.backup), has(self.availability), has(self.workloadSecurity), has(self.auditLogging), has(self.imageProvenance)].filter(x, x).size() == 1").message("exactly one of networkPolicy, encryption, rbac, backup, availability, workloadSecurity, auditLogging, imageProvenance must be set"))]
+#[x_kube(validation = Check::exactly_one_rule())]
 pub struct Check {
     /// CC6.1/CC6.6: every in-scope namespace has a NetworkPolicy with
     /// `podSelector: {}` that denies all ingress (and egress with `egress: true`);
@@ -193,6 +193,38 @@ pub struct Check {
     /// digest, so what runs is what was reviewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_provenance: Option<ImageProvenanceCheck>,
+}
+
+impl Check {
+    /// The members of `check`, by their names in the CRD, in declaration
+    /// order. Each is one check family (`checks::FAMILIES` lists them in the
+    /// same order; a test fails when the two or the schema differ). The CEL
+    /// rule that exactly one is set, and the engine's message when not, are
+    /// built from this list.
+    pub const MEMBERS: &'static [&'static str] = &[
+        "networkPolicy",
+        "encryption",
+        "rbac",
+        "backup",
+        "availability",
+        "workloadSecurity",
+        "auditLogging",
+        "imageProvenance",
+    ];
+
+    /// The CRD's rule that exactly one member of [`Check::MEMBERS`] is set.
+    fn exactly_one_rule() -> kube::core::Rule {
+        let has: Vec<String> = Self::MEMBERS
+            .iter()
+            .map(|m| format!("has(self.{m})"))
+            .collect();
+        kube::core::Rule::new(format!("[{}].filter(x, x).size() == 1", has.join(", "))).message(
+            kube::core::Message::Message(format!(
+                "exactly one of {} must be set",
+                Self::MEMBERS.join(", ")
+            )),
+        )
+    }
 }
 
 /// Workload hardening (Kubernetes Pod Security Standards, "Baseline"):

@@ -1,15 +1,15 @@
 //! The kube-apiserver mirror pods in `kube-system` and their flags: evidence
-//! for the encryption and audit-logging checks.
+//! for the encryption and audit-logging checks (a helper of those families,
+//! not a family itself).
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::engine::Context;
 use crate::snapshot::name_of;
+use crate::vocabulary::Context;
 
 /// The kube-apiserver pods in `kube-system` (static/mirror pods labelled
 /// `component=kube-apiserver`, or named `kube-apiserver-…`).
 pub fn pods<'a>(cx: &'a Context) -> impl Iterator<Item = &'a Pod> {
-    cx.snapshot
-        .pods
+    cx.objects::<Pod>()
         .in_namespace("kube-system")
         .iter()
         .map(|p| p.as_ref())

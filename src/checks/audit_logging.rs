@@ -9,9 +9,9 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::apiserver;
-use crate::api::{AuditLoggingCheck, Evidence, Verification};
-use crate::engine::{Context, InvalidSpec, Outcome, list_some, violation};
-use crate::snapshot::{Kind, name_of};
+use crate::api::{AuditLoggingCheck, Check, Evidence, Verification};
+use crate::snapshot::{Kind, KindSet, name_of};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, violation};
 
 /// The audit policy flag.
 pub const POLICY_FLAG: &str = "--audit-policy-file";
@@ -20,9 +20,35 @@ pub const LOG_FLAG: &str = "--audit-log-path";
 /// The webhook backend flag.
 pub const WEBHOOK_FLAG: &str = "--audit-webhook-config-file";
 
-/// Kinds read: Pod (kube-system).
-pub fn kinds(_spec: &AuditLoggingCheck) -> Vec<Kind> {
-    vec![Kind::Pod]
+/// The `auditLogging` check family.
+pub struct AuditLogging;
+
+impl Family for AuditLogging {
+    const MEMBER: &'static str = "auditLogging";
+    type Spec = AuditLoggingCheck;
+
+    fn spec(check: &Check) -> Option<&AuditLoggingCheck> {
+        check.audit_logging.as_ref()
+    }
+
+    /// Kinds read: Pod (kube-system).
+    fn kinds(_spec: &AuditLoggingCheck) -> KindSet {
+        KindSet::from([Kind::Pod])
+    }
+
+    /// How far a change reaches: everything (a full evaluation reads only
+    /// the kube-apiserver pods, so nothing is gained by less).
+    fn locality(_spec: &AuditLoggingCheck, _kind: Kind) -> Locality {
+        Locality::Global
+    }
+
+    fn evaluate(spec: &AuditLoggingCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &AuditLoggingCheck) -> &'static str {
+        "kube-apiserver audit flags (or attestation)"
+    }
 }
 
 /// What is missing on a kube-apiserver pod, if anything.
@@ -44,7 +70,7 @@ fn missing(pod: &Pod) -> Option<String> {
 ///
 /// # Errors
 /// None: every spec this family accepts is valid.
-pub fn evaluate(spec: &AuditLoggingCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &AuditLoggingCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
     let pods: Vec<&Pod> = apiserver::pods(cx).collect();
     out.resources_checked += pods.len() as u64;

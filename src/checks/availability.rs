@@ -9,32 +9,52 @@
 //! "Configure Liveness, Readiness and Startup Probes"; init containers exempt).
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
 
-use crate::api::AvailabilityCheck;
-use crate::engine::{Context, InvalidSpec, Outcome, violation};
-use crate::incremental::Locality;
-use crate::snapshot::{Kind, name_of};
+use crate::api::{AvailabilityCheck, Check};
+use crate::snapshot::{Kind, KindSet, name_of};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, violation};
 
-/// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
-pub fn kinds(_spec: &AvailabilityCheck) -> Vec<Kind> {
-    vec![
-        Kind::Deployment,
-        Kind::StatefulSet,
-        Kind::PodDisruptionBudget,
-    ]
-}
+/// The `availability` check family.
+pub struct Availability;
 
-/// How far a change reaches: a workload or PodDisruptionBudget (or a
-/// Namespace) only its own namespace's findings.
-pub fn locality(_spec: &AvailabilityCheck, kind: Kind) -> Locality {
-    match kind {
-        Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::PodDisruptionBudget => {
-            Locality::Namespace
+impl Family for Availability {
+    const MEMBER: &'static str = "availability";
+    type Spec = AvailabilityCheck;
+
+    fn spec(check: &Check) -> Option<&AvailabilityCheck> {
+        check.availability.as_ref()
+    }
+
+    /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
+    fn kinds(_spec: &AvailabilityCheck) -> KindSet {
+        KindSet::from([
+            Kind::Deployment,
+            Kind::StatefulSet,
+            Kind::PodDisruptionBudget,
+        ])
+    }
+
+    /// How far a change reaches: a workload or PodDisruptionBudget (or a
+    /// Namespace) only its own namespace's findings.
+    fn locality(_spec: &AvailabilityCheck, kind: Kind) -> Locality {
+        match kind {
+            Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::PodDisruptionBudget => {
+                Locality::Namespace
+            }
+            _ => Locality::Global,
         }
-        _ => Locality::Global,
+    }
+
+    fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &AvailabilityCheck) -> &'static str {
+        "Deployments, StatefulSets and PodDisruptionBudgets"
     }
 }
 
@@ -103,7 +123,7 @@ fn check_workload<K: kube::Resource<DynamicType = ()>>(
 ///
 /// # Errors
 /// [`InvalidSpec`] on `spec.check.availability.minReplicas` below 1.
-pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     if spec.min_replicas < 1 {
         return Err(InvalidSpec::new(
             "spec.check.availability.minReplicas",
@@ -113,19 +133,18 @@ pub fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, Inval
     let mut out = Outcome::default();
     cx.each_namespace(&mut out, |ns, out| {
         let pdbs: Vec<(String, Selector)> = cx
-            .snapshot
-            .pod_disruption_budgets
+            .objects::<PodDisruptionBudget>()
             .in_namespace(ns)
             .iter()
             .filter_map(|p| Some((name_of(p.as_ref()).to_owned(), pdb_selector(p)?)))
             .collect();
         out.resources_checked += pdbs.len() as u64;
-        for d in cx.snapshot.deployments.in_namespace(ns) {
+        for d in cx.objects::<Deployment>().in_namespace(ns) {
             let s = d.spec.as_ref();
             let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
             check_workload(spec, d.as_ref(), replicas, template, &pdbs, out);
         }
-        for st in cx.snapshot.stateful_sets.in_namespace(ns) {
+        for st in cx.objects::<StatefulSet>().in_namespace(ns) {
             let s = st.spec.as_ref();
             let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
             check_workload(spec, st.as_ref(), replicas, template, &pdbs, out);

@@ -16,13 +16,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 
-use crate::api::{BackupCheck, Evidence, Verification};
-use crate::engine::{
-    Context, InvalidSpec, Outcome, human, list_some, parse_duration, parse_time, violation,
+use crate::api::{BackupCheck, Check, Evidence, Verification};
+use crate::resources::velero::{
+    Backup, BackupStorageLocation, BackupTemplate, Restore, SCHEDULE_NAME_LABEL, Schedule,
 };
-use crate::resources::velero::{Backup, BackupTemplate, SCHEDULE_NAME_LABEL, Schedule};
-use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
+use crate::resources::volume_snapshot::VolumeSnapshot;
+use crate::snapshot::{Kind, KindSet, labels_of, name_of, namespace_of};
+use crate::vocabulary::{
+    Context, Family, InvalidSpec, Locality, Outcome, human, list_some, parse_duration, parse_time,
+    violation,
+};
 
 /// The storage location name a backup uses when neither it nor the default
 /// location names one.
@@ -39,17 +44,52 @@ const VELERO_KINDS: [Kind; 3] = [
     Kind::VeleroBackupStorageLocation,
 ];
 
-/// Kinds read: Velero Schedule, Backup, Restore, BackupStorageLocation; PVC and
-/// VolumeSnapshot with `volumeSnapshots`.
-pub fn kinds(spec: &BackupCheck) -> Vec<Kind> {
-    let mut k = VELERO_KINDS.to_vec();
-    if spec.restore_tested_within.is_some() {
-        k.push(Kind::VeleroRestore);
+/// The `backup` check family.
+pub struct Backups;
+
+impl Family for Backups {
+    const MEMBER: &'static str = "backup";
+    type Spec = BackupCheck;
+
+    fn spec(check: &Check) -> Option<&BackupCheck> {
+        check.backup.as_ref()
     }
-    if spec.volume_snapshots {
-        k.extend([Kind::PersistentVolumeClaim, Kind::VolumeSnapshot]);
+
+    /// Kinds read: Velero Schedule, Backup, Restore, BackupStorageLocation;
+    /// PVC and VolumeSnapshot with `volumeSnapshots`.
+    fn kinds(spec: &BackupCheck) -> KindSet {
+        let mut k = KindSet::from(VELERO_KINDS);
+        if spec.restore_tested_within.is_some() {
+            k.insert(Kind::VeleroRestore);
+        }
+        if spec.volume_snapshots {
+            k.extend([Kind::PersistentVolumeClaim, Kind::VolumeSnapshot]);
+        }
+        k
     }
-    k
+
+    /// How far a change reaches: everything. A Schedule covers namespaces
+    /// anywhere, and the evidence lists the schedules that back up in-scope
+    /// namespaces, so even a Namespace change re-evaluates the whole Control.
+    fn locality(_spec: &BackupCheck, _kind: Kind) -> Locality {
+        Locality::Global
+    }
+
+    fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(spec: &BackupCheck) -> &'static str {
+        match (spec.restore_tested_within.is_some(), spec.volume_snapshots) {
+            (true, _) => {
+                "Velero Schedules, Completed Backups, BackupStorageLocations, Completed Restores"
+            }
+            (_, true) => {
+                "Velero Schedules, Completed Backups, BackupStorageLocations; CSI VolumeSnapshots of each PVC"
+            }
+            _ => "Velero Schedules, Completed Backups, BackupStorageLocations",
+        }
+    }
 }
 
 /// The namespaces a backup template covers, per Velero's namespace filter:
@@ -222,10 +262,7 @@ fn backup_verdict(
         .storage_location
         .clone()
         .or_else(|| schedule.spec.template.storage_location.clone());
-    let locations = cx
-        .snapshot
-        .velero_backup_storage_locations
-        .in_namespace(sched_ns);
+    let locations = cx.objects::<BackupStorageLocation>().in_namespace(sched_ns);
     let location = match &named {
         Some(n) => locations.iter().find(|l| name_of(l.as_ref()) == n),
         None => locations
@@ -275,7 +312,7 @@ fn backup_verdict(
 /// # Errors
 /// [`InvalidSpec`] naming `spec.check.backup.maxAge` or
 /// `spec.check.backup.restoreTestedWithin` when not a positive Go duration.
-pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let max_age = parse_duration("spec.check.backup.maxAge", &spec.max_age)?;
     let restore_window = spec
         .restore_tested_within
@@ -283,25 +320,65 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
         .map(|d| parse_duration("spec.check.backup.restoreTestedWithin", d))
         .transpose()?;
     let mut out = Outcome::default();
+    if let Some(blocking) = provider_missing(cx) {
+        out.blocking = Some(blocking);
+        return Ok(out);
+    }
+    let by_schedule = backups_by_schedule(cx);
+    let views: Vec<ScheduleView> = cx
+        .objects::<Schedule>()
+        .iter()
+        .map(|s| {
+            let key = (namespace_of(s.as_ref()), name_of(s.as_ref()));
+            let backups = by_schedule.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            judge(cx, s, backups, max_age)
+        })
+        .collect();
+    out.resources_checked += views.len() as u64;
+    let index = ScheduleIndex::of(&views);
+    let mut used: Vec<bool> = vec![false; views.len()];
+    for ns_name in cx.namespaces {
+        out.resources_checked += 1;
+        let Some(ns) = cx.objects::<Namespace>().get("", ns_name) else {
+            continue;
+        };
+        let covering: Vec<usize> = index.covering(&views, ns_name).collect();
+        if let Err((reason, message)) = namespace_verdict(&views, &covering, ns_name, &mut used) {
+            out.violations.push(violation(ns.as_ref(), reason, message));
+        }
+    }
+    schedule_evidence(&views, &used, &mut out);
+    if let Some(window) = restore_window {
+        restores(cx, window, &mut out);
+    }
+    if spec.volume_snapshots {
+        volume_snapshots(cx, max_age, &mut out);
+    }
+    Ok(out)
+}
+
+/// `BackupProviderNotInstalled` when a Velero CRD is missing.
+fn provider_missing(cx: &Context) -> Option<(String, String)> {
     let missing: Vec<String> = VELERO_KINDS
         .into_iter()
-        .filter(|k| !cx.snapshot.is_installed(*k))
+        .filter(|k| !cx.is_installed(*k))
         .map(|k| k.to_string())
         .collect();
-    if !missing.is_empty() {
-        out.blocking = Some((
+    (!missing.is_empty()).then(|| {
+        (
             "BackupProviderNotInstalled".into(),
             format!(
                 "Velero is not installed: the CRDs for {} are missing, so no namespace can be shown to be backed up",
                 missing.join(", ")
             ),
-        ));
-        return Ok(out);
-    }
+        )
+    })
+}
 
-    // Backups grouped once by (namespace, schedule), newest completion first.
+/// Backups grouped once by (namespace, schedule), newest completion first.
+fn backups_by_schedule<'a>(cx: &Context<'a>) -> HashMap<(&'a str, &'a str), Vec<&'a Backup>> {
     let mut by_schedule: HashMap<(&str, &str), Vec<&Backup>> = HashMap::new();
-    for b in cx.snapshot.velero_backups.iter() {
+    for b in cx.objects::<Backup>().iter() {
         if let Some(s) = labels_of(b.as_ref()).get(SCHEDULE_NAME_LABEL) {
             by_schedule
                 .entry((namespace_of(b.as_ref()), s.as_str()))
@@ -320,109 +397,127 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
             ))
         });
     }
-    let views: Vec<ScheduleView> = cx
-        .snapshot
-        .velero_schedules
-        .iter()
-        .map(|s| {
-            let key = (namespace_of(s.as_ref()), name_of(s.as_ref()));
-            let backups = by_schedule.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            judge(cx, s, backups, max_age)
-        })
-        .collect();
-    out.resources_checked += views.len() as u64;
+    by_schedule
+}
 
-    // Schedules that name namespaces explicitly are indexed by name; only the
-    // "all namespaces" and glob ones are tried against every namespace.
-    let mut named: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut broad: Vec<usize> = Vec::new();
-    for (i, v) in views.iter().enumerate() {
-        let t = &v.schedule.spec.template;
-        let literal = |p: &str| !p.contains(['*', '?', '['].as_ref());
-        match t.included_namespaces.as_deref() {
-            Some(list) if !list.is_empty() && list.iter().all(|p| literal(p)) => {
-                for n in list {
-                    named.entry(n.as_str()).or_default().push(i);
-                }
-            }
-            _ => broad.push(i),
-        }
-    }
+/// Schedules that name namespaces explicitly, indexed by name; only the "all
+/// namespaces" and glob ones are tried against every namespace.
+struct ScheduleIndex<'a> {
+    named: BTreeMap<&'a str, Vec<usize>>,
+    broad: Vec<usize>,
+}
 
-    let mut used: Vec<bool> = vec![false; views.len()];
-    for ns_name in cx.namespaces {
-        out.resources_checked += 1;
-        let Some(ns) = cx.snapshot.namespaces.get("", ns_name) else {
-            continue;
-        };
-        let covering: Vec<&ScheduleView> = named
-            .get(ns_name.as_str())
-            .into_iter()
-            .flatten()
-            .chain(broad.iter())
-            .map(|&i| &views[i])
-            .filter(|v| v.coverage.includes(ns_name))
-            .collect();
-        let enabled: Vec<&&ScheduleView> =
-            covering.iter().filter(|v| v.disabled.is_none()).collect();
-        if enabled.is_empty() {
-            let message = if covering.is_empty() {
-                "no Velero Schedule includes this namespace".to_owned()
-            } else {
-                let why: Vec<String> = covering
-                    .iter()
-                    .map(|v| {
-                        format!(
-                            "{}/{} is {}",
-                            namespace_of(v.schedule),
-                            name_of(v.schedule),
-                            v.disabled.clone().unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                format!(
-                    "no enabled Velero Schedule includes this namespace ({})",
-                    list_some(&why, 3)
-                )
-            };
-            out.violations
-                .push(violation(ns.as_ref(), "NotCoveredBySchedule", message));
-            continue;
-        }
-        let mut failure: Option<(&str, String)> = None;
-        let mut ok = false;
-        for v in &enabled {
-            match (&v.newest, &v.verdict) {
-                (Ok((b, cov)), _) if !cov.includes(ns_name) => {
-                    failure.get_or_insert((
-                        "NoCompletedBackup",
-                        format!(
-                            "the newest Completed backup {} of schedule {} does not include this namespace (the schedule changed since)",
-                            name_of(*b),
-                            name_of(v.schedule)
-                        ),
-                    ));
-                }
-                (_, Ok(_)) => {
-                    ok = true;
-                    if let Some(i) = views.iter().position(|x| std::ptr::eq(x, **v)) {
-                        used[i] = true;
+impl<'a> ScheduleIndex<'a> {
+    fn of(views: &[ScheduleView<'a>]) -> Self {
+        let mut named: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut broad: Vec<usize> = Vec::new();
+        for (i, v) in views.iter().enumerate() {
+            let t = &v.schedule.spec.template;
+            let literal = |p: &str| !p.contains(['*', '?', '['].as_ref());
+            match t.included_namespaces.as_deref() {
+                Some(list) if !list.is_empty() && list.iter().all(|p| literal(p)) => {
+                    for n in list {
+                        named.entry(n.as_str()).or_default().push(i);
                     }
                 }
-                (_, Err((reason, message))) => {
-                    failure.get_or_insert((reason, message.clone()));
-                }
+                _ => broad.push(i),
             }
         }
-        if !ok {
-            let (reason, message) = failure.unwrap_or(("NoCompletedBackup", String::new()));
-            out.violations.push(violation(ns.as_ref(), reason, message));
+        ScheduleIndex { named, broad }
+    }
+
+    /// Indices of the schedules whose template includes `ns`.
+    fn covering<'v>(
+        &'v self,
+        views: &'v [ScheduleView<'a>],
+        ns: &'v str,
+    ) -> impl Iterator<Item = usize> + 'v {
+        self.named
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .chain(self.broad.iter())
+            .copied()
+            .filter(move |&i| views[i].coverage.includes(ns))
+    }
+}
+
+/// Whether namespace `ns` has a fresh backup through one of the `covering`
+/// schedules (marking those that count as `used`), or the reason and message
+/// of its violation.
+fn namespace_verdict(
+    views: &[ScheduleView],
+    covering: &[usize],
+    ns: &str,
+    used: &mut [bool],
+) -> Result<(), (&'static str, String)> {
+    let enabled: Vec<usize> = covering
+        .iter()
+        .copied()
+        .filter(|&i| views[i].disabled.is_none())
+        .collect();
+    if enabled.is_empty() {
+        return Err(("NotCoveredBySchedule", not_covered(views, covering)));
+    }
+    let mut failure: Option<(&str, String)> = None;
+    let mut ok = false;
+    for i in enabled {
+        let v = &views[i];
+        match (&v.newest, &v.verdict) {
+            (Ok((b, cov)), _) if !cov.includes(ns) => {
+                failure.get_or_insert((
+                    "NoCompletedBackup",
+                    format!(
+                        "the newest Completed backup {} of schedule {} does not include this namespace (the schedule changed since)",
+                        name_of(*b),
+                        name_of(v.schedule)
+                    ),
+                ));
+            }
+            (_, Ok(_)) => {
+                ok = true;
+                used[i] = true;
+            }
+            (_, Err((reason, message))) => {
+                failure.get_or_insert((reason, message.clone()));
+            }
         }
     }
-    // Evidence: the healthy schedules that back up in-scope namespaces.
+    if ok {
+        return Ok(());
+    }
+    Err(failure.unwrap_or(("NoCompletedBackup", String::new())))
+}
+
+/// The message of a namespace no enabled schedule includes.
+fn not_covered(views: &[ScheduleView], covering: &[usize]) -> String {
+    if covering.is_empty() {
+        return "no Velero Schedule includes this namespace".to_owned();
+    }
+    let why: Vec<String> = covering
+        .iter()
+        .map(|&i| {
+            let v = &views[i];
+            format!(
+                "{}/{} is {}",
+                namespace_of(v.schedule),
+                name_of(v.schedule),
+                v.disabled.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "no enabled Velero Schedule includes this namespace ({})",
+        list_some(&why, 3)
+    )
+}
+
+/// Evidence: the healthy schedules that back up in-scope namespaces, at most
+/// [`MAX_EVIDENCE`] and a count of the rest.
+fn schedule_evidence(views: &[ScheduleView], used: &[bool], out: &mut Outcome) {
     let evidence: Vec<Evidence> = views
         .iter()
-        .zip(&used)
+        .zip(used)
         .filter(|(_, u)| **u)
         .filter_map(|(v, _)| v.verdict.as_ref().ok().cloned())
         .collect();
@@ -438,17 +533,10 @@ pub fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec
             ),
         });
     }
-    if let Some(window) = restore_window {
-        restores(cx, window, &mut out);
-    }
-    if spec.volume_snapshots {
-        volume_snapshots(cx, max_age, &mut out);
-    }
-    Ok(out)
 }
 
 fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
-    let restores = &cx.snapshot.velero_restores;
+    let restores = cx.objects::<Restore>();
     out.resources_checked += restores.len() as u64;
     let completed: Vec<_> = restores
         .iter()
@@ -502,7 +590,7 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
 }
 
 fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
-    if !cx.snapshot.is_installed(Kind::VolumeSnapshot) {
+    if !cx.is_installed(Kind::VolumeSnapshot) {
         out.violations.push(cx.control_violation(
             "VolumeSnapshotProviderNotInstalled",
             "volumeSnapshots is set but the snapshot.storage.k8s.io/v1 VolumeSnapshot CRD is not installed".into(),
@@ -511,12 +599,12 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
     }
     for ns in cx.namespaces {
         let mut by_pvc: HashMap<&str, Vec<_>> = HashMap::new();
-        for s in cx.snapshot.volume_snapshots.in_namespace(ns) {
+        for s in cx.objects::<VolumeSnapshot>().in_namespace(ns) {
             if let Some(p) = s.spec.source.persistent_volume_claim_name.as_deref() {
                 by_pvc.entry(p).or_default().push(s);
             }
         }
-        for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
+        for pvc in cx.objects::<PersistentVolumeClaim>().in_namespace(ns) {
             out.resources_checked += 1;
             let pvc_name = name_of(pvc.as_ref());
             let mut reasons = Vec::new();

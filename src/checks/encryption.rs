@@ -18,19 +18,20 @@
 //! `transformer_prefix` for `to_storage`, or attested in the spec.
 use std::collections::{BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::apiserver;
 use crate::api::{
-    EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
+    Check, EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
     Verification,
 };
-use crate::engine::{Context, InvalidSpec, Outcome, list_some, violation};
-use crate::incremental::Locality;
 use crate::resources::gateway::{Gateway, HTTPRoute, Listener};
-use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
+use crate::snapshot::{
+    BETA_CLASS_ANNOTATION, Kind, KindSet, StorageTransformation, labels_of, name_of, namespace_of,
+};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, violation};
 
 /// Annotation marking the default StorageClass (and its beta predecessor).
 pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
@@ -38,44 +39,75 @@ pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
     "storageclass.beta.kubernetes.io/is-default-class",
 ];
 
-/// The deprecated PVC annotation that Kubernetes still prefers over
-/// `spec.storageClassName`.
-pub const BETA_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";
-
 /// The kube-apiserver flag that enables encryption at rest.
 pub const ENCRYPTION_FLAG: &str = "--encryption-provider-config";
 
-/// Kinds read: Ingress, Gateway, HTTPRoute (in transit); PVC, StorageClass, Pod
-/// (at rest).
-pub fn kinds(spec: &EncryptionCheck) -> Vec<Kind> {
-    let mut k = Vec::new();
-    if spec.in_transit.is_some() {
-        k.extend([Kind::Ingress, Kind::Gateway, Kind::HttpRoute]);
-    }
-    if let Some(at_rest) = &spec.at_rest {
-        if at_rest.storage_classes.is_some() {
-            k.extend([Kind::PersistentVolumeClaim, Kind::StorageClass]);
-        }
-        if at_rest.secrets.is_some() {
-            k.push(Kind::Pod);
-        }
-    }
-    k
-}
+/// The `encryption` check family.
+pub struct Encryption;
 
-/// How far a change reaches: an Ingress, Gateway or PersistentVolumeClaim
-/// only its own namespace's findings; HTTPRoutes (attached to Gateways
-/// anywhere), StorageClasses (used by PVCs everywhere) and the kube-apiserver
-/// pods reach everything. So does a Namespace when `inTransit` is checked: a
-/// Gateway listener's `allowedRoutes` can select routes by their namespace's
-/// labels, wherever the Gateway is.
-pub fn locality(spec: &EncryptionCheck, kind: Kind) -> Locality {
-    match kind {
-        Kind::Namespace if spec.in_transit.is_some() => Locality::Global,
-        Kind::Namespace | Kind::Ingress | Kind::Gateway | Kind::PersistentVolumeClaim => {
-            Locality::Namespace
+impl Family for Encryption {
+    const MEMBER: &'static str = "encryption";
+    type Spec = EncryptionCheck;
+
+    fn spec(check: &Check) -> Option<&EncryptionCheck> {
+        check.encryption.as_ref()
+    }
+
+    /// Kinds read: Ingress, Gateway, HTTPRoute (in transit); PVC,
+    /// StorageClass, Pod (at rest).
+    fn kinds(spec: &EncryptionCheck) -> KindSet {
+        let mut k = KindSet::new();
+        if spec.in_transit.is_some() {
+            k.extend([Kind::Ingress, Kind::Gateway, Kind::HttpRoute]);
         }
-        _ => Locality::Global,
+        if let Some(at_rest) = &spec.at_rest {
+            if at_rest.storage_classes.is_some() {
+                k.extend([Kind::PersistentVolumeClaim, Kind::StorageClass]);
+            }
+            if at_rest.secrets.is_some() {
+                k.insert(Kind::Pod);
+            }
+        }
+        k
+    }
+
+    /// How far a change reaches: an Ingress, Gateway or PersistentVolumeClaim
+    /// only its own namespace's findings; HTTPRoutes (attached to Gateways
+    /// anywhere), StorageClasses (used by PVCs everywhere) and the
+    /// kube-apiserver pods reach everything. So does a Namespace when
+    /// `inTransit` is checked: a Gateway listener's `allowedRoutes` can select
+    /// routes by their namespace's labels, wherever the Gateway is.
+    fn locality(spec: &EncryptionCheck, kind: Kind) -> Locality {
+        match kind {
+            Kind::Namespace if spec.in_transit.is_some() => Locality::Global,
+            Kind::Namespace | Kind::Ingress | Kind::Gateway | Kind::PersistentVolumeClaim => {
+                Locality::Namespace
+            }
+            _ => Locality::Global,
+        }
+    }
+
+    fn evaluate(spec: &EncryptionCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(spec: &EncryptionCheck) -> &'static str {
+        match (&spec.in_transit, &spec.at_rest) {
+            (Some(_), None) => "Ingress TLS hosts; Gateway listeners and HTTPRoutes",
+            (None, Some(r)) if r.secrets.is_some() && r.storage_classes.is_some() => {
+                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation); PVC StorageClasses"
+            }
+            (None, Some(r)) if r.secrets.is_some() => {
+                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation)"
+            }
+            (None, Some(_)) => "StorageClass parameters and provisioners of each PVC",
+            _ => "Ingress and Gateway TLS; StorageClasses; kube-apiserver encryption evidence",
+        }
+    }
+
+    /// The Secrets check reads the API server's storage-transformation metrics.
+    fn reads_apiserver_metrics(spec: &EncryptionCheck) -> bool {
+        spec.at_rest.as_ref().is_some_and(|a| a.secrets.is_some())
     }
 }
 
@@ -84,7 +116,7 @@ pub fn locality(spec: &EncryptionCheck, kind: Kind) -> Locality {
 /// # Errors
 /// [`InvalidSpec`] when neither `inTransit` nor `atRest` (or neither of its
 /// members) is set.
-pub fn evaluate(spec: &EncryptionCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &EncryptionCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
     if spec.in_transit.is_none() && spec.at_rest.is_none() {
         return Err(InvalidSpec::new(
@@ -127,12 +159,12 @@ pub fn tls_covers(tls: &str, host: &str) -> bool {
 
 fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
     cx.each_namespace(out, |ns, out| {
-        for ing in cx.snapshot.ingresses.in_namespace(ns) {
+        for ing in cx.objects::<Ingress>().in_namespace(ns) {
             out.resources_checked += 1;
             check_ingress(ing, out);
         }
     });
-    if !cx.snapshot.is_installed(Kind::Gateway) {
+    if !cx.is_installed(Kind::Gateway) {
         out.notes.push(
             "Gateway API CRDs (gateway.networking.k8s.io/v1 Gateway) are not installed: Gateways were not checked".into(),
         );
@@ -141,7 +173,7 @@ fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
     // HTTPRoutes indexed once by the Gateway they reference.
     let mut routes: HashMap<(&str, &str), Vec<AttachedRoute>> = HashMap::new();
     if spec.allow_http_redirect {
-        for r in cx.snapshot.http_routes.iter() {
+        for r in cx.objects::<HTTPRoute>().iter() {
             for p in &r.spec.parent_refs {
                 if p.kind.as_deref().unwrap_or("Gateway") == "Gateway" {
                     let ns = p.namespace.as_deref().unwrap_or(namespace_of(r.as_ref()));
@@ -154,7 +186,7 @@ fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome) {
         }
     }
     cx.each_namespace(out, |ns, out| {
-        for gw in cx.snapshot.gateways.in_namespace(ns) {
+        for gw in cx.objects::<Gateway>().in_namespace(ns) {
             out.resources_checked += 1;
             let attached = routes
                 .get(&(namespace_of(gw.as_ref()), name_of(gw.as_ref())))
@@ -217,8 +249,7 @@ fn route_allowed(cx: &Context, gw: &Gateway, listener: &Listener, route_ns: &str
             else {
                 return false;
             };
-            cx.snapshot
-                .namespaces
+            cx.objects::<Namespace>()
                 .get("", route_ns)
                 .is_some_and(|ns| kube::core::SelectorExt::matches(&sel, labels_of(ns.as_ref())))
         }
@@ -311,7 +342,7 @@ fn storage_classes(
             "set requiredParameters or allowedProvisioners",
         ));
     }
-    let classes = cx.snapshot.storage_classes.in_namespace("");
+    let classes = cx.objects::<StorageClass>().in_namespace("");
     out.resources_checked += classes.len() as u64;
     // Several defaults: Kubernetes uses the most recently created one.
     let default = classes
@@ -336,7 +367,7 @@ fn storage_classes(
         });
     }
     cx.each_namespace(out, |ns, out| {
-        for pvc in cx.snapshot.persistent_volume_claims.in_namespace(ns) {
+        for pvc in cx.objects::<PersistentVolumeClaim>().in_namespace(ns) {
             out.resources_checked += 1;
             // The beta annotation still wins over spec.storageClassName.
             let requested = pvc
@@ -391,9 +422,10 @@ fn has_encryption_flag(pod: &Pod) -> bool {
     apiserver::flag_value(pod, ENCRYPTION_FLAG).is_some()
 }
 
+/// Secrets encrypted at rest, from the first evidence found in order: the
+/// kube-apiserver flag on every replica, the API server's storage
+/// transformation metrics, an attestation; else a violation.
 fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
-    // (a) The flag on the kube-apiserver mirror pods: every replica, since a
-    // Secret written through one without it is stored in plain text.
     let pods: Vec<&Pod> = apiserver::pods(cx).collect();
     out.resources_checked += pods.len() as u64;
     let without: Vec<&Pod> = pods
@@ -401,69 +433,94 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
         .copied()
         .filter(|p| !has_encryption_flag(p))
         .collect();
-    if !pods.is_empty() && without.is_empty() {
-        let names: Vec<String> = pods
-            .iter()
-            .map(|p| format!("kube-system/{}", name_of(*p)))
-            .collect();
-        out.evidence.push(Evidence {
-            source: "EncryptionProviderConfigFlag".into(),
-            verification: Verification::Verified,
-            message: format!(
-                "{} run kube-apiserver with {ENCRYPTION_FLAG}",
-                list_some(&names, 5)
-            ),
-        });
+    if let Some(e) = flag_evidence(&pods, &without) {
+        out.evidence.push(e);
         return;
     }
-    // (b) The API server's own storage transformation metrics.
-    let mut identity_only = false;
-    if let Some(samples) = &cx.snapshot.storage_transformations {
-        let to_storage: Vec<_> = samples
-            .iter()
-            .filter(|s| {
-                s.transformation_type == "to_storage"
-                    && s.count > 0.0
-                    && (s.status == "OK" || s.status.is_empty())
-            })
-            .collect();
-        let prefixes: BTreeSet<&str> = to_storage
-            .iter()
-            .filter(|s| !s.transformer_prefix.is_empty())
-            .map(|s| s.transformer_prefix.as_str())
-            .collect();
-        if !prefixes.is_empty() {
-            out.evidence.push(Evidence {
-                source: "APIServerMetrics".into(),
-                verification: Verification::Verified,
-                message: format!(
-                    "apiserver_storage_transformation_operations_total{{transformation_type=\"to_storage\"}} shows transformer prefix {}",
-                    prefixes.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            });
-            return;
-        }
-        identity_only = !to_storage.is_empty();
+    let metrics = cx.storage_transformations().map(metrics_evidence);
+    if let Some(Ok(e)) = metrics {
+        out.evidence.push(e);
+        return;
     }
-    // (c) An attestation for managed control planes.
-    // A storage-layer encryption of etcd (common on managed clusters) is invisible
-    // to the API server, so an attestation stands even when the API server uses
-    // the identity transformer; the evidence says so.
+    let identity_only = metrics == Some(Err(true));
     if let Some(text) = &spec.attestation {
-        let message = if identity_only {
-            format!(
-                "{text} (note: the API server's own writes use the identity transformer, so Secrets are not envelope-encrypted by the API server)"
-            )
-        } else {
-            text.clone()
-        };
-        out.evidence.push(Evidence {
-            source: "Attestation".into(),
-            verification: Verification::Attested,
-            message,
-        });
+        out.evidence.push(attestation(text, identity_only));
         return;
     }
+    no_evidence(cx, &without, identity_only, out);
+}
+
+/// (a) The flag on the kube-apiserver mirror pods: every replica, since a
+/// Secret written through one without it is stored in plain text.
+fn flag_evidence(pods: &[&Pod], without: &[&Pod]) -> Option<Evidence> {
+    if pods.is_empty() || !without.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = pods
+        .iter()
+        .map(|p| format!("kube-system/{}", name_of(*p)))
+        .collect();
+    Some(Evidence {
+        source: "EncryptionProviderConfigFlag".into(),
+        verification: Verification::Verified,
+        message: format!(
+            "{} run kube-apiserver with {ENCRYPTION_FLAG}",
+            list_some(&names, 5)
+        ),
+    })
+}
+
+/// (b) The API server's own storage transformation metrics: evidence when
+/// writes used an envelope prefix; else whether writes used only the identity
+/// transformer (`Err(true)`) or none were seen (`Err(false)`).
+fn metrics_evidence(samples: &[StorageTransformation]) -> Result<Evidence, bool> {
+    let to_storage: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            s.transformation_type == "to_storage"
+                && s.count > 0.0
+                && (s.status == "OK" || s.status.is_empty())
+        })
+        .collect();
+    let prefixes: BTreeSet<&str> = to_storage
+        .iter()
+        .filter(|s| !s.transformer_prefix.is_empty())
+        .map(|s| s.transformer_prefix.as_str())
+        .collect();
+    if prefixes.is_empty() {
+        return Err(!to_storage.is_empty());
+    }
+    Ok(Evidence {
+        source: "APIServerMetrics".into(),
+        verification: Verification::Verified,
+        message: format!(
+            "apiserver_storage_transformation_operations_total{{transformation_type=\"to_storage\"}} shows transformer prefix {}",
+            prefixes.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// (c) An attestation for managed control planes. A storage-layer encryption
+/// of etcd (common on managed clusters) is invisible to the API server, so an
+/// attestation stands even when the API server uses the identity transformer;
+/// the evidence says so.
+fn attestation(text: &str, identity_only: bool) -> Evidence {
+    let message = if identity_only {
+        format!(
+            "{text} (note: the API server's own writes use the identity transformer, so Secrets are not envelope-encrypted by the API server)"
+        )
+    } else {
+        text.to_owned()
+    };
+    Evidence {
+        source: "Attestation".into(),
+        verification: Verification::Attested,
+        message,
+    }
+}
+
+/// The violation when no evidence was found.
+fn no_evidence(cx: &Context, without: &[&Pod], identity_only: bool, out: &mut Outcome) {
     let (reason, message) = if identity_only {
         (
             "SecretsNotEncrypted",
@@ -484,7 +541,7 @@ fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
         out.violations.push(cx.control_violation(reason, message));
     } else {
         for p in without {
-            out.violations.push(violation(p, reason, message.clone()));
+            out.violations.push(violation(*p, reason, message.clone()));
         }
     }
 }

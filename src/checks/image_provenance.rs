@@ -6,20 +6,39 @@
 //! `allowedRegistries` and, with `requireDigest`, is pinned by digest
 //! (`…@sha256:<64 hex>`), so that a tag cannot be moved under a running service.
 use super::workloads::{self, Workload};
-use crate::api::ImageProvenanceCheck;
-use crate::engine::{Context, InvalidSpec, Outcome, list_some};
-use crate::incremental::Locality;
-use crate::snapshot::Kind;
+use crate::api::{Check, ImageProvenanceCheck};
+use crate::snapshot::{Kind, KindSet};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some};
 
-/// Kinds read: Deployment, StatefulSet, DaemonSet.
-pub fn kinds(_spec: &ImageProvenanceCheck) -> Vec<Kind> {
-    workloads::KINDS.to_vec()
-}
+/// The `imageProvenance` check family.
+pub struct ImageProvenance;
 
-/// How far a change reaches: a workload (or a Namespace) only its own
-/// namespace's findings.
-pub fn locality(_spec: &ImageProvenanceCheck, kind: Kind) -> Locality {
-    workloads::locality(kind)
+impl Family for ImageProvenance {
+    const MEMBER: &'static str = "imageProvenance";
+    type Spec = ImageProvenanceCheck;
+
+    fn spec(check: &Check) -> Option<&ImageProvenanceCheck> {
+        check.image_provenance.as_ref()
+    }
+
+    /// Kinds read: Deployment, StatefulSet, DaemonSet.
+    fn kinds(_spec: &ImageProvenanceCheck) -> KindSet {
+        workloads::kinds()
+    }
+
+    /// How far a change reaches: a workload (or a Namespace) only its own
+    /// namespace's findings.
+    fn locality(_spec: &ImageProvenanceCheck, kind: Kind) -> Locality {
+        workloads::locality(kind)
+    }
+
+    fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &ImageProvenanceCheck) -> &'static str {
+        "Container images of Deployments, StatefulSets and DaemonSets"
+    }
 }
 
 /// Whether `image` is pinned by a sha256 digest.
@@ -75,7 +94,7 @@ fn check(spec: &ImageProvenanceCheck, w: Workload, out: &mut Outcome) {
 ///
 /// # Errors
 /// [`InvalidSpec`] when neither `allowedRegistries` nor `requireDigest` is set.
-pub fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     if spec.allowed_registries.is_empty() && !spec.require_digest {
         return Err(InvalidSpec::new(
             "spec.check.imageProvenance",

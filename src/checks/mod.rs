@@ -1,16 +1,18 @@
-//! Check families, one module each, all of the same shape:
+//! The check families and their registry.
 //!
-//! - `kinds(spec) -> Vec<Kind>`: the kinds the check reads (the operator
-//!   watches exactly these);
-//! - `evaluate(spec, &Context) -> Result<Outcome, InvalidSpec>`: pure.
-//!
-//! [`evaluate`] and [`kinds_for`] dispatch on the one member of `spec.check`.
-use std::collections::BTreeSet;
+//! Each family is a module of its own implementing
+//! [`Family`](crate::vocabulary::Family) for one member of `spec.check`; it
+//! speaks only the vocabulary ([`crate::vocabulary`]) and reads only the
+//! ground (`snapshot`, `api`, `resources`) plus the helper modules here
+//! (`apiserver`, `workloads`). [`FAMILIES`] registers them: everything above
+//! (the engine, incremental re-evaluation, the operator's watches, `check`,
+//! the catalog docs) reaches a family only through [`family_of`] and the
+//! functions below. Adding a family: CONTRIBUTING.md.
+use std::marker::PhantomData;
 
 use crate::api::Check;
-use crate::engine::{Context, InvalidSpec, Outcome};
-use crate::incremental::Locality;
-use crate::snapshot::Kind;
+use crate::snapshot::{Kind, KindSet};
+use crate::vocabulary::{Context, Declared, Family, InvalidSpec, Locality, Outcome};
 
 pub mod apiserver;
 pub mod audit_logging;
@@ -23,119 +25,157 @@ pub mod rbac;
 pub mod workload_security;
 pub mod workloads;
 
-/// The member of `spec.check` that is set, to dispatch on: the one place
-/// that knows which field belongs to which family.
-enum Family<'a> {
-    NetworkPolicy(&'a crate::api::NetworkPolicyCheck),
-    Encryption(&'a crate::api::EncryptionCheck),
-    Rbac(&'a crate::api::RbacCheck),
-    Backup(&'a crate::api::BackupCheck),
-    Availability(&'a crate::api::AvailabilityCheck),
-    WorkloadSecurity(&'a crate::api::WorkloadSecurityCheck),
-    AuditLogging(&'a crate::api::AuditLoggingCheck),
-    ImageProvenance(&'a crate::api::ImageProvenanceCheck),
+/// Every check family, one line each, in the order of `api::Check::MEMBERS`
+/// (a test fails when a member of `spec.check` has no family here, or the
+/// order differs).
+pub static FAMILIES: &[&dyn Registered] = &[
+    &Entry::<network_policy::NetworkPolicies>::NEW,
+    &Entry::<encryption::Encryption>::NEW,
+    &Entry::<rbac::Rbac>::NEW,
+    &Entry::<backup::Backups>::NEW,
+    &Entry::<availability::Availability>::NEW,
+    &Entry::<workload_security::WorkloadSecurity>::NEW,
+    &Entry::<audit_logging::AuditLogging>::NEW,
+    &Entry::<image_provenance::ImageProvenance>::NEW,
+];
+
+/// A registered family, callable with the whole `spec.check` (the
+/// object-safe face of [`Family`]); each method is the family's, applied to
+/// its member of `check`, which must be set ([`Registered::is_set`]).
+pub trait Registered: Sync {
+    /// The member's name in `spec.check`.
+    fn member(&self) -> &'static str;
+    /// Whether this family's member is set in `check`.
+    fn is_set(&self, check: &Check) -> bool;
+    /// [`Family::kinds`].
+    fn kinds(&self, check: &Check) -> KindSet;
+    /// [`Family::locality`].
+    fn locality(&self, check: &Check, kind: Kind) -> Locality;
+    /// [`Family::evaluate`].
+    ///
+    /// # Errors
+    /// The family's [`InvalidSpec`].
+    fn evaluate(&self, check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec>;
+    /// [`Family::evidence`].
+    fn evidence(&self, check: &Check) -> &'static str;
+    /// [`Family::reads_apiserver_metrics`].
+    fn reads_apiserver_metrics(&self, check: &Check) -> bool;
 }
 
-/// Every member of `check` that is set (exactly one in a valid spec).
-fn families(check: &Check) -> Vec<Family<'_>> {
-    [
-        check.network_policy.as_ref().map(Family::NetworkPolicy),
-        check.encryption.as_ref().map(Family::Encryption),
-        check.rbac.as_ref().map(Family::Rbac),
-        check.backup.as_ref().map(Family::Backup),
-        check.availability.as_ref().map(Family::Availability),
-        check
-            .workload_security
-            .as_ref()
-            .map(Family::WorkloadSecurity),
-        check.audit_logging.as_ref().map(Family::AuditLogging),
-        check.image_provenance.as_ref().map(Family::ImageProvenance),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+/// The registry entry of family `F`.
+pub struct Entry<F>(PhantomData<F>);
+
+impl<F> Entry<F> {
+    /// The entry (a constant, for [`FAMILIES`]).
+    pub const NEW: Self = Entry(PhantomData);
 }
 
-impl Family<'_> {
-    fn kinds(&self) -> Vec<Kind> {
-        match self {
-            Family::NetworkPolicy(c) => network_policy::kinds(c),
-            Family::Encryption(c) => encryption::kinds(c),
-            Family::Rbac(c) => rbac::kinds(c),
-            Family::Backup(c) => backup::kinds(c),
-            Family::Availability(c) => availability::kinds(c),
-            Family::WorkloadSecurity(c) => workload_security::kinds(c),
-            Family::AuditLogging(c) => audit_logging::kinds(c),
-            Family::ImageProvenance(c) => image_provenance::kinds(c),
+impl<F: Family> Registered for Entry<F> {
+    fn member(&self) -> &'static str {
+        F::MEMBER
+    }
+    fn is_set(&self, check: &Check) -> bool {
+        F::spec(check).is_some()
+    }
+    fn kinds(&self, check: &Check) -> KindSet {
+        F::spec(check).map(F::kinds).unwrap_or_default()
+    }
+    fn locality(&self, check: &Check, kind: Kind) -> Locality {
+        F::spec(check).map_or(Locality::Global, |s| F::locality(s, kind))
+    }
+    fn evaluate(&self, check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        match F::spec(check) {
+            Some(s) => F::evaluate(s, cx),
+            None => Err(InvalidSpec::new(
+                format!("spec.check.{}", F::MEMBER),
+                "not set",
+            )),
         }
     }
-
-    fn locality(&self, kind: Kind) -> Locality {
-        match self {
-            Family::NetworkPolicy(c) => network_policy::locality(c, kind),
-            Family::Encryption(c) => encryption::locality(c, kind),
-            Family::Rbac(c) => rbac::locality(c, kind),
-            Family::Availability(c) => availability::locality(c, kind),
-            Family::WorkloadSecurity(c) => workload_security::locality(c, kind),
-            Family::ImageProvenance(c) => image_provenance::locality(c, kind),
-            Family::Backup(_) | Family::AuditLogging(_) => Locality::Global,
-        }
+    fn evidence(&self, check: &Check) -> &'static str {
+        F::spec(check).map_or("", F::evidence)
     }
-
-    fn evaluate(&self, cx: &Context) -> Result<Outcome, InvalidSpec> {
-        match self {
-            Family::NetworkPolicy(c) => network_policy::evaluate(c, cx),
-            Family::Encryption(c) => encryption::evaluate(c, cx),
-            Family::Rbac(c) => rbac::evaluate(c, cx),
-            Family::Backup(c) => backup::evaluate(c, cx),
-            Family::Availability(c) => availability::evaluate(c, cx),
-            Family::WorkloadSecurity(c) => workload_security::evaluate(c, cx),
-            Family::AuditLogging(c) => audit_logging::evaluate(c, cx),
-            Family::ImageProvenance(c) => image_provenance::evaluate(c, cx),
-        }
+    fn reads_apiserver_metrics(&self, check: &Check) -> bool {
+        F::spec(check).is_some_and(F::reads_apiserver_metrics)
     }
 }
 
-/// How many members of `check` are set (exactly one in a valid spec).
-pub fn members_set(check: &Check) -> usize {
-    families(check).len()
+/// The families whose member of `check` is set (exactly one in a valid spec).
+fn set_in(check: &Check) -> impl Iterator<Item = &'static dyn Registered> + '_ {
+    FAMILIES.iter().copied().filter(|f| f.is_set(check))
 }
 
-/// The kinds a check reads, always including `Namespace` (for the scope).
-pub fn kinds_for(check: &Check) -> BTreeSet<Kind> {
-    let mut kinds = BTreeSet::from([Kind::Namespace]);
-    for f in families(check) {
-        kinds.extend(f.kinds());
-    }
-    kinds
-}
-
-/// How far a change of one object of `kind` reaches for `check` (see
-/// [`crate::incremental`]). Families that do not declare locality (backup,
-/// audit logging), kinds they do not read and a `check` without exactly one
-/// member set are [`Locality::Global`].
-pub fn locality(check: &Check, kind: Kind) -> Locality {
-    match families(check).as_slice() {
-        [f] => f.locality(kind),
-        _ => Locality::Global,
-    }
-}
-
-/// Runs the one check set in `check`.
+/// The one family set in `check`.
 ///
 /// # Errors
 /// [`InvalidSpec`] on `spec.check` when no member or more than one is set (the
 /// CRD's CEL rule rejects this at admission, but a `null` member or an offline
-/// manifest can still get here), or the family's own spec errors.
-pub fn evaluate(check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec> {
-    match families(check).as_slice() {
-        [f] => f.evaluate(cx),
-        set => Err(InvalidSpec::new(
-            "spec.check",
-            format!(
-                "exactly one of networkPolicy, encryption, rbac, backup, availability, workloadSecurity, auditLogging, imageProvenance must be set, found {}",
-                set.len()
-            ),
-        )),
+/// manifest can still get here).
+pub fn family_of(check: &Check) -> Result<&'static dyn Registered, InvalidSpec> {
+    let mut set = set_in(check);
+    if let (Some(f), None) = (set.next(), set.next()) {
+        return Ok(f);
+    }
+    Err(InvalidSpec::new(
+        "spec.check",
+        format!(
+            "exactly one of {} must be set, found {}",
+            Check::MEMBERS.join(", "),
+            members_set(check)
+        ),
+    ))
+}
+
+/// How many members of `check` are set (exactly one in a valid spec).
+pub fn members_set(check: &Check) -> usize {
+    set_in(check).count()
+}
+
+/// The kinds a check reads, always including `Namespace` (for the scope).
+pub fn kinds_for(check: &Check) -> KindSet {
+    let mut kinds = KindSet::from([Kind::Namespace]);
+    for f in set_in(check) {
+        kinds.extend(f.kinds(check));
+    }
+    kinds
+}
+
+/// What the family of `check` may read during an evaluation (its kinds,
+/// `Namespace`, and the API server's metrics when it reads them).
+pub fn declared(family: &dyn Registered, check: &Check) -> Declared {
+    let mut kinds = family.kinds(check);
+    kinds.insert(Kind::Namespace);
+    Declared {
+        member: family.member(),
+        kinds,
+        apiserver_metrics: family.reads_apiserver_metrics(check),
+    }
+}
+
+/// How far a change of one object of `kind` reaches for `check` (see
+/// [`Locality`]). A `check` without exactly one member set is
+/// [`Locality::Global`].
+pub fn locality(check: &Check, kind: Kind) -> Locality {
+    family_of(check).map_or(Locality::Global, |f| f.locality(check, kind))
+}
+
+/// What a check reads as evidence, for the catalog table.
+pub fn evidence_of(check: &Check) -> &'static str {
+    family_of(check).map_or("", |f| f.evidence(check))
+}
+
+/// Whether `check` reads the API server's storage-transformation metrics.
+pub fn reads_apiserver_metrics(check: &Check) -> bool {
+    family_of(check).is_ok_and(|f| f.reads_apiserver_metrics(check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_member_of_spec_check_has_one_family_in_order() {
+        let members: Vec<&str> = FAMILIES.iter().map(|f| f.member()).collect();
+        assert_eq!(members, Check::MEMBERS);
     }
 }

@@ -13,22 +13,43 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
 };
 
-use crate::api::NetworkPolicyCheck;
-use crate::engine::{Context, InvalidSpec, Outcome, violation};
-use crate::incremental::Locality;
-use crate::snapshot::{Kind, name_of};
+use k8s_openapi::api::core::v1::Namespace;
 
-/// Kinds read: NetworkPolicy.
-pub fn kinds(_spec: &NetworkPolicyCheck) -> Vec<Kind> {
-    vec![Kind::NetworkPolicy]
-}
+use crate::api::{Check, NetworkPolicyCheck};
+use crate::snapshot::{Kind, KindSet, name_of};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, violation};
 
-/// How far a change reaches: a NetworkPolicy (or Namespace) only decides its
-/// own namespace's findings.
-pub fn locality(_spec: &NetworkPolicyCheck, kind: Kind) -> Locality {
-    match kind {
-        Kind::Namespace | Kind::NetworkPolicy => Locality::Namespace,
-        _ => Locality::Global,
+/// The `networkPolicy` check family.
+pub struct NetworkPolicies;
+
+impl Family for NetworkPolicies {
+    const MEMBER: &'static str = "networkPolicy";
+    type Spec = NetworkPolicyCheck;
+
+    fn spec(check: &Check) -> Option<&NetworkPolicyCheck> {
+        check.network_policy.as_ref()
+    }
+
+    /// Kinds read: NetworkPolicy.
+    fn kinds(_spec: &NetworkPolicyCheck) -> KindSet {
+        KindSet::from([Kind::NetworkPolicy])
+    }
+
+    /// How far a change reaches: a NetworkPolicy (or Namespace) only decides
+    /// its own namespace's findings.
+    fn locality(_spec: &NetworkPolicyCheck, kind: Kind) -> Locality {
+        match kind {
+            Kind::Namespace | Kind::NetworkPolicy => Locality::Namespace,
+            _ => Locality::Global,
+        }
+    }
+
+    fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &NetworkPolicyCheck) -> &'static str {
+        "NetworkPolicies of each namespace in scope"
     }
 }
 
@@ -119,7 +140,7 @@ fn allows_all(policy: &NetworkPolicy, dir: Direction) -> bool {
 ///
 /// # Errors
 /// None: every spec this family accepts is valid.
-pub fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
     let mut dirs = vec![Direction::Ingress];
     if spec.egress {
@@ -127,10 +148,10 @@ pub fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, Inva
     }
     cx.each_namespace(&mut out, |ns_name, out| {
         out.resources_checked += 1;
-        let Some(ns) = cx.snapshot.namespaces.get("", ns_name) else {
+        let Some(ns) = cx.objects::<Namespace>().get("", ns_name) else {
             return;
         };
-        let policies = cx.snapshot.network_policies.in_namespace(ns_name);
+        let policies = cx.objects::<NetworkPolicy>().in_namespace(ns_name);
         out.resources_checked += policies.len() as u64;
         for &dir in &dirs {
             let deny: Vec<&str> = policies

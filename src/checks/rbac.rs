@@ -10,13 +10,16 @@
 //! report one more risky grant (see [`RbacCheck`]).
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use kube::core::SelectorExt;
 
-use crate::api::{RbacCheck, SubjectKind, SubjectMatcher};
-use crate::engine::{Context, InvalidSpec, Outcome, parse_selector, violation};
-use crate::incremental::Locality;
-use crate::snapshot::{Kind, labels_of, name_of};
+use crate::api::{Check, RbacCheck, SubjectKind, SubjectMatcher};
+use crate::snapshot::{Kind, KindSet, labels_of, name_of};
+use crate::vocabulary::{
+    Context, Family, InvalidSpec, Locality, Outcome, parse_selector, violation,
+};
 
 /// Subjects that are never allowed to hold admin rights, even with
 /// `allowSystemSubjects`: anonymous, unauthenticated and all-authenticated
@@ -38,24 +41,44 @@ pub const SYSTEM_COMPONENT_USERS: [&str; 5] = [
     "system:volume-scheduler",
 ];
 
-/// Kinds read: ClusterRole, ClusterRoleBinding, Role, RoleBinding.
-pub fn kinds(_spec: &RbacCheck) -> Vec<Kind> {
-    vec![
-        Kind::ClusterRole,
-        Kind::ClusterRoleBinding,
-        Kind::Role,
-        Kind::RoleBinding,
-    ]
-}
+/// The `rbac` check family.
+pub struct Rbac;
 
-/// How far a change reaches: a Role or RoleBinding (or a Namespace) only its
-/// own namespace's findings; a ClusterRoleBinding only the cluster-scoped
-/// findings; a ClusterRole every binding that references it.
-pub fn locality(_spec: &RbacCheck, kind: Kind) -> Locality {
-    match kind {
-        Kind::Namespace | Kind::Role | Kind::RoleBinding => Locality::Namespace,
-        Kind::ClusterRoleBinding => Locality::Cluster,
-        _ => Locality::Global,
+impl Family for Rbac {
+    const MEMBER: &'static str = "rbac";
+    type Spec = RbacCheck;
+
+    fn spec(check: &Check) -> Option<&RbacCheck> {
+        check.rbac.as_ref()
+    }
+
+    /// Kinds read: ClusterRole, ClusterRoleBinding, Role, RoleBinding.
+    fn kinds(_spec: &RbacCheck) -> KindSet {
+        KindSet::from([
+            Kind::ClusterRole,
+            Kind::ClusterRoleBinding,
+            Kind::Role,
+            Kind::RoleBinding,
+        ])
+    }
+
+    /// How far a change reaches: a Role or RoleBinding (or a Namespace) only
+    /// its own namespace's findings; a ClusterRoleBinding only the
+    /// cluster-scoped findings; a ClusterRole every binding that references it.
+    fn locality(_spec: &RbacCheck, kind: Kind) -> Locality {
+        match kind {
+            Kind::Namespace | Kind::Role | Kind::RoleBinding => Locality::Namespace,
+            Kind::ClusterRoleBinding => Locality::Cluster,
+            _ => Locality::Global,
+        }
+    }
+
+    fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &RbacCheck) -> &'static str {
+        "ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (aggregation resolved)"
     }
 }
 
@@ -195,8 +218,7 @@ pub fn effective_cluster_role_rules<'a>(
                 continue;
             };
             stack.extend(
-                cx.snapshot
-                    .cluster_roles
+                cx.objects::<ClusterRole>()
                     .iter()
                     .map(|c| c.as_ref())
                     .filter(|c| sel.matches(labels_of(*c))),
@@ -242,7 +264,7 @@ fn facts<'a>(rules: impl IntoIterator<Item = &'a PolicyRule>) -> RoleFacts {
 /// resolved), keyed by name.
 fn cluster_role_facts<'a>(cx: &'a Context) -> Result<BTreeMap<&'a str, RoleFacts>, InvalidSpec> {
     let mut out = BTreeMap::new();
-    for cr in cx.snapshot.cluster_roles.iter() {
+    for cr in cx.objects::<ClusterRole>().iter() {
         let mut f = facts(effective_cluster_role_rules(cx, cr)?);
         f.admin |= name_of(cr.as_ref()) == "cluster-admin";
         out.insert(name_of(cr.as_ref()), f);
@@ -269,8 +291,7 @@ fn bound_facts(
             None => None,
         },
         "Role" => cx
-            .snapshot
-            .roles
+            .objects::<Role>()
             .get(namespace, &role_ref.name)
             .map(|r| facts(r.rules.iter().flatten())),
         _ => None,
@@ -313,10 +334,10 @@ struct BindingView<'a> {
 ///
 /// # Errors
 /// None in practice: malformed selectors in cluster data select nothing.
-pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
     let cluster = cluster_role_facts(cx)?;
-    for crb in cx.snapshot.cluster_role_bindings.iter() {
+    for crb in cx.objects::<ClusterRoleBinding>().iter() {
         out.resources_checked += 1;
         let view = BindingView {
             name: name_of(crb.as_ref()),
@@ -330,7 +351,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
         });
     }
     cx.each_namespace(&mut out, |ns, out| {
-        for rb in cx.snapshot.role_bindings.in_namespace(ns) {
+        for rb in cx.objects::<RoleBinding>().in_namespace(ns) {
             out.resources_checked += 1;
             let view = BindingView {
                 name: name_of(rb.as_ref()),
@@ -345,7 +366,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
         }
     });
     if spec.wildcard_rules {
-        for cr in cx.snapshot.cluster_roles.iter() {
+        for cr in cx.objects::<ClusterRole>().iter() {
             out.resources_checked += 1;
             if is_system_role(name_of(cr.as_ref())) {
                 continue;
@@ -356,7 +377,7 @@ pub fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> 
             }
         }
         cx.each_namespace(&mut out, |ns, out| {
-            for r in cx.snapshot.roles.in_namespace(ns) {
+            for r in cx.objects::<Role>().in_namespace(ns) {
                 out.resources_checked += 1;
                 if is_system_role(name_of(r.as_ref())) {
                     continue;

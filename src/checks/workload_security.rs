@@ -7,20 +7,39 @@
 //! optionally no `hostPath` volumes and no added capabilities beyond
 //! `NET_BIND_SERVICE`.
 use super::workloads::{self, Workload};
-use crate::api::WorkloadSecurityCheck;
-use crate::engine::{Context, InvalidSpec, Outcome};
-use crate::incremental::Locality;
-use crate::snapshot::Kind;
+use crate::api::{Check, WorkloadSecurityCheck};
+use crate::snapshot::{Kind, KindSet};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome};
 
-/// Kinds read: Deployment, StatefulSet, DaemonSet.
-pub fn kinds(_spec: &WorkloadSecurityCheck) -> Vec<Kind> {
-    workloads::KINDS.to_vec()
-}
+/// The `workloadSecurity` check family.
+pub struct WorkloadSecurity;
 
-/// How far a change reaches: a workload (or a Namespace) only its own
-/// namespace's findings.
-pub fn locality(_spec: &WorkloadSecurityCheck, kind: Kind) -> Locality {
-    workloads::locality(kind)
+impl Family for WorkloadSecurity {
+    const MEMBER: &'static str = "workloadSecurity";
+    type Spec = WorkloadSecurityCheck;
+
+    fn spec(check: &Check) -> Option<&WorkloadSecurityCheck> {
+        check.workload_security.as_ref()
+    }
+
+    /// Kinds read: Deployment, StatefulSet, DaemonSet.
+    fn kinds(_spec: &WorkloadSecurityCheck) -> KindSet {
+        workloads::kinds()
+    }
+
+    /// How far a change reaches: a workload (or a Namespace) only its own
+    /// namespace's findings.
+    fn locality(_spec: &WorkloadSecurityCheck, kind: Kind) -> Locality {
+        workloads::locality(kind)
+    }
+
+    fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+        evaluate(spec, cx)
+    }
+
+    fn evidence(_spec: &WorkloadSecurityCheck) -> &'static str {
+        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
+    }
 }
 
 fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
@@ -91,7 +110,7 @@ fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
 ///
 /// # Errors
 /// None: every spec this family accepts is valid.
-pub fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
+fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
     cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {

@@ -1,15 +1,17 @@
 //! The workloads several checks read: Deployments, StatefulSets and
-//! DaemonSets (`apps/v1`) of a namespace, with their pod templates.
+//! DaemonSets (`apps/v1`) of a namespace, with their pod templates (a helper
+//! of the workload families, not a family itself).
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
 
 use crate::api::Violation;
-use crate::engine::{Context, violation};
-use crate::incremental::Locality;
-use crate::snapshot::Kind;
+use crate::snapshot::{Kind, KindSet};
+use crate::vocabulary::{Context, Locality, violation};
 
 /// The kinds [`in_namespace`] reads.
-pub const KINDS: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet];
+pub fn kinds() -> KindSet {
+    KindSet::from([Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet])
+}
 
 /// Locality of the workload families: a workload (or a Namespace) only decides
 /// findings about its own namespace.
@@ -80,20 +82,17 @@ impl<'a> Workload<'a> {
 /// The Deployments, then the StatefulSets, then the DaemonSets of `namespace`.
 pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item = Workload<'a>> {
     let d = cx
-        .snapshot
-        .deployments
+        .objects::<Deployment>()
         .in_namespace(namespace)
         .iter()
         .map(|d| Workload::Deployment(d.as_ref()));
     let s = cx
-        .snapshot
-        .stateful_sets
+        .objects::<StatefulSet>()
         .in_namespace(namespace)
         .iter()
         .map(|s| Workload::StatefulSet(s.as_ref()));
     let ds = cx
-        .snapshot
-        .daemon_sets
+        .objects::<DaemonSet>()
         .in_namespace(namespace)
         .iter()
         .map(|d| Workload::DaemonSet(d.as_ref()));

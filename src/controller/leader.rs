@@ -64,7 +64,7 @@ pub async fn start(
 ) -> Result<(watch::Receiver<bool>, LeaderTask), LeaseManagerError> {
     if !config.leader_election {
         let (tx, rx) = watch::channel(true);
-        metrics.leader.set(1);
+        metrics.set_leader(true);
         return Ok((
             rx,
             LeaderTask {

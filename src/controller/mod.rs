@@ -5,35 +5,48 @@
 //! Events on compliance transitions, and keeps the metrics current. Only the
 //! holder of the leader Lease writes.
 //!
-//! One Control's path: `Control` watch ([`watch_controls`]) → dirty map (what
-//! changed for it, [`Changes`]) → [`reconcile::reconcile`] →
-//! [`crate::incremental::update`] (only the namespaces or the cluster part that
-//! changed) or a full [`crate::engine::evaluate`] over the shared [`Snapshot`]
-//! (fed by [`cache`]) → status patch, Event, metrics.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+//! One Control's path: `Control` watch ([`controls::ControlWatch`]) → the
+//! work queue (what changed for it, [`queue::Queue`]) →
+//! [`reconcile::reconcile`] → [`crate::incremental::update`] (only the
+//! namespaces or the cluster part that changed) or a full evaluation over the
+//! shared [`crate::snapshot::Snapshot`] (fed by [`cache`]) → status patch,
+//! Event, metrics.
+//!
+//! The parts, each with its own state behind its own lock: [`cache::Caches`]
+//! (snapshot and watches), [`controls::Controls`] (the Control table, the
+//! status [`ledger`] and the retained results), [`queue::Queue`], the metrics,
+//! and the cluster ([`cluster::Cluster`]: every request the controller
+//! makes besides its watch streams). [`Core`] holds them; what a watch event or
+//! a pass decides is tested without a cluster by driving these parts with
+//! synthetic events and a fake cluster (`controller/tests.rs`).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use jiff::Timestamp;
 use kube::core::DeserializeGuard;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use tokio::sync::{Mutex, Notify, RwLock, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::api::{Control, ControlStatus};
-use crate::checks::kinds_for;
-use crate::incremental::{Changes, Retained};
+use crate::api::Control;
 use crate::metrics::Metrics;
-use crate::snapshot::{Kind, Snapshot};
+use crate::snapshot::Kind;
 
 pub mod cache;
+pub mod cluster;
+pub mod controls;
+pub mod events;
 pub mod leader;
+pub mod ledger;
+pub mod queue;
 pub mod reconcile;
+#[cfg(test)]
+mod tests;
 
 /// The field manager of every status write.
 pub const FIELD_MANAGER: &str = "soc2-operator";
@@ -66,163 +79,87 @@ pub struct Config {
     pub events_namespace: String,
 }
 
-/// A Control as cached: typed, or the error that kept it from deserializing.
-#[derive(Clone, Debug)]
-pub enum CachedControl {
-    /// A Control that deserialized.
-    Valid(Arc<Control>),
-    /// A Control that did not (e.g. stored under an older schema).
-    Invalid {
-        /// Its metadata.
-        metadata: Box<ObjectMeta>,
-        /// The deserialization error, naming the field.
-        error: String,
-    },
+/// The clock the controller reads evaluation and Event times from.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The parts every task of the operator shares. No field is public: tasks go
+/// through the parts' own APIs.
+pub struct Core {
+    config: Config,
+    cluster: Arc<dyn cluster::Cluster>,
+    clock: Clock,
+    caches: cache::Caches,
+    controls: controls::Controls,
+    queue: queue::Queue,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    leader: watch::Receiver<bool>,
+    apiserver_metrics_read: std::sync::Mutex<Option<tokio::time::Instant>>,
+    shutdown: CancellationToken,
 }
 
-/// State shared by the watch tasks and the reconcile loop.
-pub struct Shared {
-    /// The API client.
-    pub client: Client,
-    /// Settings.
-    pub config: Config,
-    /// The cluster view the engine reads.
-    pub snapshot: RwLock<Snapshot>,
-    /// Watch tasks and sync state.
-    pub watches: Mutex<cache::Watches>,
-    /// Managed Controls by name.
-    pub controls: RwLock<BTreeMap<String, CachedControl>>,
-    /// Whether the Control watch has completed its initial list.
-    pub controls_synced: AtomicBool,
-    /// Controls waiting to be evaluated, with what changed for each.
-    pub dirty: std::sync::Mutex<BTreeMap<String, Changes>>,
-    /// Each Control's last full result, kept for incremental updates.
-    pub retained: std::sync::Mutex<HashMap<String, Retained>>,
-    /// Wakes the reconcile loop.
-    pub wake: Notify,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// `/readyz`.
-    pub ready: Arc<AtomicBool>,
-    /// True while this replica may write.
-    pub leader: watch::Receiver<bool>,
-    /// The last status this process wrote per Control, until the Control watch
-    /// delivers it (it is newer than the cache meanwhile).
-    pub written: Mutex<BTreeMap<String, Written>>,
-    /// When the API server's `/metrics` was last read.
-    pub apiserver_metrics_read: Mutex<Option<tokio::time::Instant>>,
-    /// Cancelled on shutdown: no write starts after it.
-    pub shutdown: CancellationToken,
-}
-
-/// A status this process wrote, and the transition Event still to publish.
-#[derive(Clone, Debug)]
-pub struct Written {
-    /// The Control's `metadata.uid` (a re-created Control starts afresh).
-    pub uid: Option<String>,
-    /// The status sent.
-    pub status: ControlStatus,
-    /// An Event whose publication failed, retried with the next evaluation.
-    pub pending_event: Option<reconcile::PendingEvent>,
-    /// Statuses written before `status` whose watch echo may still arrive
-    /// (at most [`MAX_EARLIER_WRITES`]); their echo is ours, not a foreign
-    /// write to repair.
-    pub earlier: Vec<ControlStatus>,
-}
-
-/// How many earlier writes of one Control are still recognised as ours.
-pub const MAX_EARLIER_WRITES: usize = 4;
-
-impl Shared {
-    /// Marks every Control that reads `kind` for a full evaluation (a relist,
-    /// a watch error, a CRD that appeared or went).
-    pub async fn kind_changed(&self, kind: Kind) {
-        let controls = self.controls.read().await;
-        let mut dirty = self.dirty.lock().expect("dirty lock");
-        for (name, c) in controls.iter() {
-            if let CachedControl::Valid(c) = c
-                && kinds_for(&c.spec.check).contains(&kind)
-            {
-                dirty
-                    .entry(name.clone())
-                    .or_default()
-                    .merge(Changes::full());
-            }
+impl Core {
+    /// The shared parts of an operator that reaches its cluster through
+    /// `cluster`, reads time from `clock`, exports `metrics`, reports `/readyz`
+    /// through `ready`, writes only while `leader` holds true, and stops
+    /// writing once `shutdown` is cancelled.
+    pub fn new(
+        config: Config,
+        cluster: Arc<dyn cluster::Cluster>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        ready: Arc<AtomicBool>,
+        leader: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Core {
+            config,
+            cluster,
+            clock,
+            caches: Default::default(),
+            controls: Default::default(),
+            queue: Default::default(),
+            metrics,
+            ready,
+            leader,
+            apiserver_metrics_read: Default::default(),
+            shutdown,
         }
-        drop(dirty);
-        self.wake.notify_one();
     }
 
-    /// Records that object `namespace/name` of `kind` was added, changed or
-    /// deleted: every Control that reads `kind` learns how far the change
-    /// reaches for its check ([`Changes::record`]).
-    pub async fn object_changed(&self, kind: Kind, namespace: Option<&str>, name: &str) {
-        let controls = self.controls.read().await;
-        let mut dirty = self.dirty.lock().expect("dirty lock");
-        for (control, c) in controls.iter() {
-            if let CachedControl::Valid(c) = c
-                && kinds_for(&c.spec.check).contains(&kind)
-            {
-                dirty.entry(control.clone()).or_default().record(
-                    &c.spec.check,
-                    kind,
-                    namespace,
-                    name,
-                );
-            }
-        }
-        drop(dirty);
-        self.wake.notify_one();
+    /// The current time.
+    fn now(&self) -> Timestamp {
+        (self.clock)()
     }
 
-    /// Marks every Control for a full evaluation.
-    pub async fn all_kinds_changed(&self) {
-        let names: Vec<String> = self.controls.read().await.keys().cloned().collect();
-        let mut dirty = self.dirty.lock().expect("dirty lock");
-        for name in names {
-            dirty.insert(name, Changes::full());
-        }
-        drop(dirty);
-        self.wake.notify_one();
+    /// Whether this replica holds the Lease (always, without leader election).
+    fn is_leader(&self) -> bool {
+        *self.leader.borrow()
     }
 
-    /// Marks one Control for a full evaluation.
-    pub fn mark(&self, name: &str) {
-        self.dirty
-            .lock()
-            .expect("dirty lock")
-            .insert(name.to_owned(), Changes::full());
-        self.wake.notify_one();
-    }
-
-    /// The kinds the managed Controls read.
-    pub async fn needed_kinds(&self) -> BTreeSet<Kind> {
-        let mut kinds = BTreeSet::from([Kind::Namespace]);
-        for c in self.controls.read().await.values() {
-            if let CachedControl::Valid(c) = c {
-                kinds.extend(kinds_for(&c.spec.check));
-            }
-        }
-        kinds
-    }
-
-    /// Starts the watches of every needed kind that has none yet.
-    pub async fn ensure_watches(self: &Arc<Self>) {
-        for kind in self.needed_kinds().await {
-            cache::ensure_watch(self, kind).await;
-        }
+    /// Whether this replica may write now: it leads and is not shutting down.
+    fn may_write(&self) -> bool {
+        self.is_leader() && !self.shutdown.is_cancelled()
     }
 
     /// Recomputes `/readyz`: Controls listed and every started watch synced.
-    pub async fn update_ready(&self) {
-        let ready =
-            self.controls_synced.load(Ordering::Acquire) && self.watches.lock().await.all_synced();
+    async fn update_ready(&self) {
+        let ready = self.controls.is_synced() && self.caches.all_synced().await;
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// Whether this replica may write now.
-    pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+    /// This replica became leader, or stopped being leader. A new leader
+    /// forgets what it wrote before (another leader may have written since)
+    /// and re-evaluates everything.
+    async fn leadership_changed(&self, leader: bool) {
+        self.metrics.set_leader(leader);
+        if leader {
+            info!("this replica is the leader: writing status");
+            self.controls.read().await.ledger().clear();
+            self.controls.enqueue_all(self).await;
+        } else {
+            info!("this replica is not the leader: evaluating, not writing");
+        }
     }
 }
 
@@ -259,7 +196,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let client = Client::try_from(kube_config.clone()).map_err(|e| Error::Client(e.to_string()))?;
     let metrics = Arc::new(Metrics::new(crate::VERSION));
-    metrics.resync_interval.set(config.resync.as_secs_f64());
+    metrics.set_resync_interval(config.resync);
     let ready = Arc::new(AtomicBool::new(false));
     let (addr, http_task) = crate::http::serve(
         config.metrics_addr,
@@ -283,29 +220,21 @@ pub async fn run(
         leader::start(&kube_config, &config, metrics.clone(), shutdown.clone())
             .await
             .map_err(|e| Error::Leader(e.to_string()))?;
-    let shared = Arc::new(Shared {
-        client: client.clone(),
-        config: config.clone(),
-        snapshot: RwLock::new(Snapshot::default()),
-        watches: Mutex::new(cache::Watches::default()),
-        controls: RwLock::new(BTreeMap::new()),
-        controls_synced: AtomicBool::new(false),
-        dirty: std::sync::Mutex::new(BTreeMap::new()),
-        retained: std::sync::Mutex::new(HashMap::new()),
-        wake: Notify::new(),
+    let core = Arc::new(Core::new(
+        config,
+        Arc::new(cluster::KubeCluster::new(client.clone())),
+        Arc::new(Timestamp::now),
         metrics,
         ready,
-        leader: leader_rx,
-        written: Mutex::new(BTreeMap::new()),
-        apiserver_metrics_read: Mutex::new(None),
-        shutdown: shutdown.clone(),
-    });
+        leader_rx,
+        shutdown.clone(),
+    ));
 
-    let crds = tokio::spawn(cache::watch_crds(shared.clone()));
-    let controls = tokio::spawn(watch_controls(shared.clone()));
-    let leadership = tokio::spawn(follow_leadership(shared.clone()));
-    let reconciler = tokio::spawn(reconcile::run_loop(shared.clone(), shutdown.clone()));
-    cache::ensure_watch(&shared, Kind::Namespace).await;
+    let crds = tokio::spawn(cache::watch_crds(client.clone(), core.clone()));
+    let controls = tokio::spawn(watch_controls(client, core.clone()));
+    let leadership = tokio::spawn(follow_leadership(core.clone()));
+    let reconciler = tokio::spawn(reconcile::run_loop(core.clone()));
+    core.caches.ensure_watch(&core, Kind::Namespace).await;
 
     let result = tokio::select! {
         _ = shutdown.cancelled() => Ok(()),
@@ -321,43 +250,35 @@ pub async fn run(
     for t in [crds, controls, leadership] {
         t.abort();
     }
-    shared.watches.lock().await.abort_all();
+    core.caches.stop_all().await;
     leader_task.release().await;
     let _ = http_task.await;
     info!("stopped");
     result
 }
 
-/// Re-evaluates everything when this replica becomes leader (it may hold
-/// statuses written by another replica), and keeps `soc2_leader` current.
-async fn follow_leadership(shared: Arc<Shared>) {
-    let mut rx = shared.leader.clone();
+/// Follows the leader flag (see [`Core::leadership_changed`]).
+async fn follow_leadership(core: Arc<Core>) {
+    let mut rx = core.leader.clone();
     loop {
         let leader = *rx.borrow_and_update();
-        shared.metrics.leader.set(i64::from(leader));
-        if leader {
-            info!("this replica is the leader: writing status");
-            shared.written.lock().await.clear();
-            shared.all_kinds_changed().await;
-        } else {
-            info!("this replica is not the leader: evaluating, not writing");
-        }
+        core.leadership_changed(leader).await;
         if rx.changed().await.is_err() {
             return;
         }
     }
 }
 
-/// Watches the managed Controls; marks new and changed (new generation) ones
-/// for evaluation, forgets deleted ones, and starts the watches they need.
-async fn watch_controls(shared: Arc<Shared>) {
-    let api: Api<DeserializeGuard<Control>> = Api::all(shared.client.clone());
+/// Watches the managed Controls (those matching `--control-selector`) and
+/// hands each event to [`controls::ControlWatch::apply`].
+async fn watch_controls(client: Client, core: Arc<Core>) {
+    let api: Api<DeserializeGuard<Control>> = Api::all(client);
     let mut cfg = watcher::Config::default();
-    if let Some(sel) = &shared.config.control_selector {
+    if let Some(sel) = &core.config.control_selector {
         cfg = cfg.labels(sel);
     }
     let mut stream = watcher(api, cfg).boxed();
-    let mut buffer: Option<BTreeMap<String, CachedControl>> = None;
+    let mut state = controls::ControlWatch::default();
     let mut backoff = cache::Backoff::new();
     loop {
         let on_error = |e: watcher::Error| async move {
@@ -366,137 +287,7 @@ async fn watch_controls(shared: Arc<Shared>) {
         let Some(event) = cache::next_event(&mut stream, &mut backoff, on_error).await else {
             return;
         };
-        shared
-            .metrics
-            .watch_events
-            .with_label_values(&["Control"])
-            .inc();
-        match event {
-            watcher::Event::Init => buffer = Some(BTreeMap::new()),
-            watcher::Event::InitApply(g) => {
-                if let Some(b) = buffer.as_mut() {
-                    let (name, c) = cached(g);
-                    b.insert(name, c);
-                }
-            }
-            watcher::Event::InitDone => {
-                let fresh = buffer.take().unwrap_or_default();
-                let removed: Vec<String> = {
-                    let mut controls = shared.controls.write().await;
-                    let removed = controls
-                        .keys()
-                        .filter(|k| !fresh.contains_key(*k))
-                        .cloned()
-                        .collect();
-                    *controls = fresh;
-                    removed
-                };
-                for name in removed {
-                    forget(&shared, &name).await;
-                }
-                shared.controls_synced.store(true, Ordering::Release);
-                shared.ensure_watches().await;
-                cache::stop_unneeded(&shared).await;
-                shared.update_ready().await;
-                shared.all_kinds_changed().await;
-            }
-            watcher::Event::Apply(g) => {
-                let (name, c) = cached(g);
-                let changed = {
-                    let mut controls = shared.controls.write().await;
-                    let generation = |c: &CachedControl| match c {
-                        CachedControl::Valid(v) => {
-                            (v.metadata.uid.clone(), v.metadata.generation, true)
-                        }
-                        CachedControl::Invalid { metadata, .. } => {
-                            (metadata.uid.clone(), metadata.generation, false)
-                        }
-                    };
-                    let changed = controls.get(&name).map(generation) != Some(generation(&c));
-                    controls.insert(name.clone(), c.clone());
-                    changed
-                };
-                if changed {
-                    shared.ensure_watches().await;
-                    cache::stop_unneeded(&shared).await;
-                    shared.mark(&name);
-                } else if let CachedControl::Valid(control) = &c {
-                    // A status-only update: our own write coming back, or someone
-                    // else's (e.g. a deposed leader's late write). Only the latter
-                    // needs a re-evaluation, which repairs it.
-                    let mut written = shared.written.lock().await;
-                    let same = |s: &ControlStatus| {
-                        control
-                            .status
-                            .as_ref()
-                            .is_some_and(|c| reconcile::same_content(s, c))
-                    };
-                    // Echoes arrive in write order: an earlier write's echo
-                    // (checked first, in case a later write has the same
-                    // content) retires it and those before it.
-                    let earlier = written
-                        .get(&name)
-                        .and_then(|w| w.earlier.iter().position(&same));
-                    let ours = written.get(&name).is_some_and(|w| same(&w.status));
-                    if let Some(i) = earlier {
-                        if let Some(w) = written.get_mut(&name) {
-                            w.earlier.drain(..=i);
-                        }
-                    } else if ours {
-                        if let Some(w) = written.get_mut(&name) {
-                            w.earlier.clear();
-                        }
-                        if written
-                            .get(&name)
-                            .is_some_and(|w| w.pending_event.is_none())
-                        {
-                            written.remove(&name);
-                        }
-                    } else {
-                        written.remove(&name);
-                        drop(written);
-                        if shared.is_leader() {
-                            shared.mark(&name);
-                        }
-                    }
-                }
-            }
-            watcher::Event::Delete(g) => {
-                let (name, _) = cached(g);
-                // Forget under the controls lock: a reconcile that checks the
-                // Control still exists before exporting cannot interleave.
-                let mut controls = shared.controls.write().await;
-                controls.remove(&name);
-                forget(&shared, &name).await;
-                drop(controls);
-                cache::stop_unneeded(&shared).await;
-            }
-        }
-    }
-}
-
-async fn forget(shared: &Shared, name: &str) {
-    info!(
-        control = name,
-        "Control deleted: removing its metric series"
-    );
-    shared.metrics.forget(name);
-    shared.written.lock().await.remove(name);
-    shared.retained.lock().expect("retained lock").remove(name);
-}
-
-fn cached(g: DeserializeGuard<Control>) -> (String, CachedControl) {
-    match g.0 {
-        Ok(c) => (
-            c.metadata.name.clone().unwrap_or_default(),
-            CachedControl::Valid(Arc::new(c)),
-        ),
-        Err(invalid) => (
-            invalid.metadata.name.clone().unwrap_or_default(),
-            CachedControl::Invalid {
-                metadata: Box::new(invalid.metadata),
-                error: invalid.error,
-            },
-        ),
+        core.metrics.watch_event("Control");
+        state.apply(&core, event).await;
     }
 }

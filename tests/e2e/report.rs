@@ -10,7 +10,7 @@ use kube::api::DeleteParams;
 use serde_json::{Value, json};
 use soc2_operator::api::Control;
 use soc2_operator::api::conditions::READY;
-use soc2_operator::report::sha256_hex;
+use soc2_operator::commands::report::sha256_hex;
 
 use crate::admission::install_control_crd;
 use crate::prometheus::{query, start_prometheus};

@@ -80,7 +80,10 @@ fn online_boutique_availability() {
     )
     .unwrap();
     s.add_implicit_namespaces();
-    assert_eq!(s.deployments.len(), 12);
+    assert_eq!(
+        s.objects::<k8s_openapi::api::apps::v1::Deployment>().len(),
+        12
+    );
     let e = eval(&control("availability: {}"), &s);
     let by_reason = |r: &str| {
         e.violations

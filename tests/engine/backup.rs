@@ -427,7 +427,11 @@ fn velero_examples_load() {
         "default",
     )
     .unwrap();
-    assert_eq!(s.velero_backup_storage_locations.len(), 1);
+    assert_eq!(
+        s.objects::<soc2_operator::resources::velero::BackupStorageLocation>()
+            .len(),
+        1
+    );
     let e = eval(&control(CHECK), &s);
     assert!(
         e.violations

@@ -132,7 +132,10 @@ fn gateway_snapshot(examples: &[&str]) -> Snapshot {
 #[test]
 fn gateway_api_examples() {
     let s = gateway_snapshot(&["tls-basic.yaml"]);
-    assert!(!s.gateways.is_empty());
+    assert!(
+        !s.objects::<soc2_operator::resources::gateway::Gateway>()
+            .is_empty()
+    );
     let e = eval(&control("encryption: {inTransit: {}}"), &s);
     assert_eq!(found(&e), vec![], "{e:#?}");
     assert!(e.notes.is_empty());

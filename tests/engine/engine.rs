@@ -3,8 +3,9 @@
 use soc2_operator::api::conditions::{COMPLIANT, READY, find};
 use soc2_operator::api::{Control, MAX_STATUS_VIOLATIONS};
 use soc2_operator::checks::kinds_for;
-use soc2_operator::engine::{Verdict, evaluate, parse_duration};
+use soc2_operator::engine::{Verdict, evaluate};
 use soc2_operator::snapshot::{Kind, Snapshot};
+use soc2_operator::vocabulary::parse_duration;
 
 use crate::util::*;
 
@@ -272,7 +273,7 @@ fn status_content_does_not_change_with_the_evaluation_time() {
     let a = first.to_status(&c, None);
     let b = later.to_status(&c, Some(&a));
     assert!(
-        soc2_operator::controller::reconcile::same_content(&a, &b),
+        soc2_operator::engine::same_content(&a, &b),
         "{a:#?}\n{b:#?}"
     );
 }

@@ -11,9 +11,12 @@
 //! it must — and compared with a fresh full `evaluate`.
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use soc2_operator::api::Control;
-use soc2_operator::check::BUILTIN_CONTROLS;
 use soc2_operator::checks::kinds_for;
+use soc2_operator::commands::check::BUILTIN_CONTROLS;
 use soc2_operator::engine::{Evaluation, evaluate};
 use soc2_operator::incremental::{self, Changes, Retained};
 use soc2_operator::snapshot::{Kind, Snapshot};
@@ -186,7 +189,7 @@ fn ingress(ns: &str, name: &str, tls: bool) -> String {
 /// One random change: applies it and returns `(kind, namespace, name)`.
 fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>, String) {
     let namespaces: Vec<String> = s
-        .namespaces
+        .objects::<k8s_openapi::api::core::v1::Namespace>()
         .iter()
         .map(|n| n.metadata.name.clone().unwrap())
         .collect();
@@ -204,9 +207,9 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
         s.insert_yaml(&y, ns).unwrap_or_else(|e| panic!("{e}\n{y}"));
     };
     macro_rules! remove_random {
-        ($field:ident, $kind:expr) => {{
+        ($ty:ty, $kind:expr) => {{
             let all: Vec<(String, String)> = s
-                .$field
+                .objects::<$ty>()
                 .iter()
                 .map(|o| {
                     (
@@ -217,7 +220,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
                 .collect();
             match rng.pick(&all).cloned() {
                 Some((ons, oname)) => {
-                    s.$field.remove(&ons, &oname);
+                    s.objects_mut::<$ty>().remove(&ons, &oname);
                     ($kind, (!ons.is_empty()).then_some(ons), oname)
                 }
                 None => (Kind::Namespace, None, "app-0".into()),
@@ -225,7 +228,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
         }};
     }
     match rng.below(19) {
-        0 => remove_random!(network_policies, Kind::NetworkPolicy),
+        0 => remove_random!(NetworkPolicy, Kind::NetworkPolicy),
         1 => {
             ins(s, deny(&ns, &n), &ns);
             (Kind::NetworkPolicy, Some(ns), n)
@@ -234,7 +237,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
             ins(s, ingress(&ns, &n, false), &ns);
             (Kind::Ingress, Some(ns), n)
         }
-        3 => remove_random!(ingresses, Kind::Ingress),
+        3 => remove_random!(Ingress, Kind::Ingress),
         4 => {
             let y = format!(
                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {n}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\nsubjects:\n- {{kind: User, apiGroup: rbac.authorization.k8s.io, name: mallory-{n}}}\n"
@@ -242,7 +245,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
             ins(s, y, "");
             (Kind::ClusterRoleBinding, None, n)
         }
-        5 => remove_random!(cluster_role_bindings, Kind::ClusterRoleBinding),
+        5 => remove_random!(ClusterRoleBinding, Kind::ClusterRoleBinding),
         6 => {
             let y = format!(
                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {n}\n  namespace: {ns}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\nsubjects:\n- {{kind: ServiceAccount, name: default, namespace: {ns}}}\n"
@@ -250,7 +253,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
             ins(s, y, &ns);
             (Kind::RoleBinding, Some(ns), n)
         }
-        7 => remove_random!(role_bindings, Kind::RoleBinding),
+        7 => remove_random!(RoleBinding, Kind::RoleBinding),
         8 => {
             let y = format!(
                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {n}\n  namespace: {ns}\nrules:\n- {{apiGroups: ['*'], resources: ['*'], verbs: ['*']}}\n"
@@ -272,7 +275,8 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
         11 => {
             // A namespace goes; its objects linger (as while the API server
             // deletes them).
-            s.namespaces.remove("", &ns);
+            s.objects_mut::<k8s_openapi::api::core::v1::Namespace>()
+                .remove("", &ns);
             (Kind::Namespace, None, ns)
         }
         12 => {
@@ -285,7 +289,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
             ins(s, deployment(&ns, &name, replicas, privileged), &ns);
             (Kind::Deployment, Some(ns), name)
         }
-        13 => remove_random!(deployments, Kind::Deployment),
+        13 => remove_random!(Deployment, Kind::Deployment),
         14 => {
             let y = format!(
                 "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {n}\n  namespace: {ns}\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {{app: web}}\n"
@@ -305,7 +309,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
             // Rewrite a ClusterRole (often one that RoleBindings reference) or
             // add one; then sometimes bind it in a namespace.
             let roles: Vec<String> = s
-                .cluster_roles
+                .objects::<ClusterRole>()
                 .iter()
                 .map(|r| r.metadata.name.clone().unwrap())
                 .filter(|r| !r.starts_with("system:"))
@@ -328,7 +332,7 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
         }
         17 => {
             let roles: Vec<String> = s
-                .cluster_roles
+                .objects::<ClusterRole>()
                 .iter()
                 .map(|r| r.metadata.name.clone().unwrap())
                 .collect();
@@ -488,21 +492,32 @@ fn trimming_what_no_check_reads_changes_no_verdict() {
         );
         match kind {
             "StatefulSet" => whole
-                .stateful_sets
+                .objects_mut::<k8s_openapi::api::apps::v1::StatefulSet>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
             "DaemonSet" => whole
-                .daemon_sets
+                .objects_mut::<k8s_openapi::api::apps::v1::DaemonSet>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
             _ => whole
-                .deployments
+                .objects_mut::<k8s_openapi::api::apps::v1::Deployment>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
         }
     }
     let mut cut = whole.clone();
     cut.trim_all();
     assert_ne!(
-        format!("{:?}", whole.daemon_sets.iter().next()),
-        format!("{:?}", cut.daemon_sets.iter().next()),
+        format!(
+            "{:?}",
+            whole
+                .objects::<k8s_openapi::api::apps::v1::DaemonSet>()
+                .iter()
+                .next()
+        ),
+        format!(
+            "{:?}",
+            cut.objects::<k8s_openapi::api::apps::v1::DaemonSet>()
+                .iter()
+                .next()
+        ),
         "trimming removes something"
     );
     let t = now();

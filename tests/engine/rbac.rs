@@ -226,7 +226,8 @@ fn kube_prometheus_rbac() -> Snapshot {
 fn kube_prometheus_rbac_findings() {
     let s = kube_prometheus_rbac();
     assert!(
-        s.cluster_roles.len() >= 6 && s.role_bindings.len() >= 3,
+        s.objects::<k8s_openapi::api::rbac::v1::ClusterRole>().len() >= 6
+            && s.objects::<k8s_openapi::api::rbac::v1::RoleBinding>().len() >= 3,
         "fixtures loaded, incl. RoleBindingList items"
     );
     assert_eq!(found(&eval(&control("rbac: {}"), &s)), vec![]);

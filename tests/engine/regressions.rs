@@ -1,8 +1,9 @@
 //! Cases found by an adversarial review: each once gave a wrong verdict, an
 //! unbounded status, or a misleading message.
 use soc2_operator::api::Verification;
-use soc2_operator::engine::{Verdict, parse_duration};
+use soc2_operator::engine::Verdict;
 use soc2_operator::snapshot::Snapshot;
+use soc2_operator::vocabulary::parse_duration;
 
 use crate::util::*;
 
@@ -412,7 +413,11 @@ fn cluster_scoped_manifests_with_a_namespace_are_still_cluster_scoped() {
         "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: enc, namespace: helm-release}\nprovisioner: p\nparameters: {encrypted: \"true\"}\n",
         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: d, namespace: a}\nspec: {storageClassName: enc}\n",
     ]);
-    assert!(s.namespaces.get("", "a").is_some());
+    assert!(
+        s.objects::<k8s_openapi::api::core::v1::Namespace>()
+            .get("", "a")
+            .is_some()
+    );
     let e = eval(
         &control(
             "encryption: {atRest: {storageClasses: {requiredParameters: {encrypted: \"true\"}}}}",

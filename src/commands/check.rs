@@ -199,7 +199,7 @@ pub enum Output {
 }
 
 /// One Control's result.
-pub struct Outcome {
+pub struct ControlResult {
     /// The Control.
     pub control: Control,
     /// Its evaluation.
@@ -207,10 +207,10 @@ pub struct Outcome {
 }
 
 /// Evaluates every Control at `now`.
-pub fn run(controls: Vec<Control>, snapshot: &Snapshot, now: Timestamp) -> Vec<Outcome> {
+pub fn run(controls: Vec<Control>, snapshot: &Snapshot, now: Timestamp) -> Vec<ControlResult> {
     controls
         .into_iter()
-        .map(|control| Outcome {
+        .map(|control| ControlResult {
             evaluation: evaluate(&control, snapshot, now),
             control,
         })
@@ -219,7 +219,7 @@ pub fn run(controls: Vec<Control>, snapshot: &Snapshot, now: Timestamp) -> Vec<O
 
 /// The exit code: 2 on input errors, 1 when a Control at or above `fail_on`
 /// is not compliant (an invalid spec counts), else 0.
-pub fn exit_code(outcomes: &[Outcome], errors: &[InputError], fail_on: Severity) -> u8 {
+pub fn exit_code(outcomes: &[ControlResult], errors: &[InputError], fail_on: Severity) -> u8 {
     if !errors.is_empty() {
         return 2;
     }
@@ -242,7 +242,12 @@ fn verdict(v: Verdict) -> &'static str {
 }
 
 /// Renders the outcomes (and input errors) in `format`.
-pub fn render(outcomes: &[Outcome], errors: &[InputError], format: Output, color: bool) -> String {
+pub fn render(
+    outcomes: &[ControlResult],
+    errors: &[InputError],
+    format: Output,
+    color: bool,
+) -> String {
     match format {
         Output::Table => table(outcomes, errors, color),
         Output::Json => serde_json::to_string_pretty(&json!({
@@ -266,7 +271,7 @@ pub fn render(outcomes: &[Outcome], errors: &[InputError], format: Output, color
     }
 }
 
-fn table(outcomes: &[Outcome], errors: &[InputError], color: bool) -> String {
+fn table(outcomes: &[ControlResult], errors: &[InputError], color: bool) -> String {
     let paint = |s: &str, code: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -310,7 +315,7 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn junit(outcomes: &[Outcome], errors: &[InputError]) -> String {
+fn junit(outcomes: &[ControlResult], errors: &[InputError]) -> String {
     let failures = outcomes
         .iter()
         .filter(|o| o.evaluation.verdict == Verdict::NonCompliant)
@@ -367,7 +372,7 @@ fn junit(outcomes: &[Outcome], errors: &[InputError]) -> String {
     out
 }
 
-fn sarif(outcomes: &[Outcome], errors: &[InputError]) -> String {
+fn sarif(outcomes: &[ControlResult], errors: &[InputError]) -> String {
     let level = |s: Severity| match s {
         Severity::Critical | Severity::High => "error",
         Severity::Medium => "warning",
@@ -431,10 +436,9 @@ pub async fn snapshot_from_cluster(
     client: &kube::Client,
     controls: &[Control],
 ) -> Result<Snapshot, kube::Error> {
-    use crate::snapshot::{Kind, KindVisitor, Stored};
+    use crate::snapshot::{KindSet, KindVisitor, Stored};
     use futures::future::BoxFuture;
-    use std::collections::BTreeSet;
-    let mut kinds: BTreeSet<Kind> = BTreeSet::new();
+    let mut kinds = KindSet::new();
     for c in controls {
         kinds.extend(crate::checks::kinds_for(&c.spec.check));
     }
@@ -472,47 +476,6 @@ pub async fn snapshot_from_cluster(
     Ok(snapshot)
 }
 
-/// What a check family reads as evidence, for the catalog table.
-pub fn evidence_of(check: &crate::api::Check) -> &'static str {
-    if check.network_policy.is_some() {
-        "NetworkPolicies of each namespace in scope"
-    } else if let Some(e) = &check.encryption {
-        match (&e.in_transit, &e.at_rest) {
-            (Some(_), None) => "Ingress TLS hosts; Gateway listeners and HTTPRoutes",
-            (None, Some(r)) if r.secrets.is_some() && r.storage_classes.is_some() => {
-                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation); PVC StorageClasses"
-            }
-            (None, Some(r)) if r.secrets.is_some() => {
-                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation)"
-            }
-            (None, Some(_)) => "StorageClass parameters and provisioners of each PVC",
-            _ => "Ingress and Gateway TLS; StorageClasses; kube-apiserver encryption evidence",
-        }
-    } else if check.rbac.is_some() {
-        "ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (aggregation resolved)"
-    } else if let Some(b) = &check.backup {
-        match (b.restore_tested_within.is_some(), b.volume_snapshots) {
-            (true, _) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations, Completed Restores"
-            }
-            (_, true) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations; CSI VolumeSnapshots of each PVC"
-            }
-            _ => "Velero Schedules, Completed Backups, BackupStorageLocations",
-        }
-    } else if check.availability.is_some() {
-        "Deployments, StatefulSets and PodDisruptionBudgets"
-    } else if check.workload_security.is_some() {
-        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
-    } else if check.audit_logging.is_some() {
-        "kube-apiserver audit flags (or attestation)"
-    } else if check.image_provenance.is_some() {
-        "Container images of Deployments, StatefulSets and DaemonSets"
-    } else {
-        ""
-    }
-}
-
 /// The catalog as a Markdown table (`docs/controls.md`, `make docs`).
 pub fn catalog_markdown() -> String {
     let (controls, _) = controls_from(
@@ -545,7 +508,7 @@ pub fn catalog_markdown() -> String {
             c.spec.category,
             c.spec.severity,
             c.spec.title,
-            evidence_of(&c.spec.check)
+            crate::checks::evidence_of(&c.spec.check)
         ));
     }
     out.push_str("\n## By criterion\n\n| Criterion | Controls |\n|---|---|\n");

@@ -1,0 +1,5 @@
+//! The one-shot commands beside the operator (the top floor): `check`
+//! (evaluate Controls against manifests or the live cluster, for CI) and
+//! `report` (evidence for auditors). Both use the engine the operator uses.
+pub mod check;
+pub mod report;

@@ -1,0 +1,138 @@
+//! The `kinds!` macro: one table row per kind the checks can read generates
+//! the [`Kind`](super::Kind) variant and its facts (`apiVersion`, `kind`,
+//! plural, scope, providing CRD), the [`Snapshot`](super::Snapshot) field that
+//! stores it, its [`Stored`](super::Stored) implementation (how it is trimmed
+//! and watched) and the snapshot operations that go over every kind.
+//!
+//! A row:
+//!
+//! ```text
+//! /// doc of the Kind variant
+//! Variant => RustType, field_name, "apiVersion", "Kind", "plural", Namespaced | Cluster
+//!     [, crd "plural.group"] [, trim trim_fn] [, watch_in "namespace"];
+//! ```
+//!
+//! `crd` marks a kind provided by an optional CustomResourceDefinition (watched
+//! only once it exists); `trim` names the function that drops what no check
+//! reads before the object is cached (default: [`super::trim::metadata`]);
+//! `watch_in` restricts the operator's watch to one namespace.
+
+/// See the module documentation.
+macro_rules! kinds {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident => $ty:ty, $field:ident, $api_version:literal, $kind:literal, $plural:literal, $scope:ident
+        $(, crd $crd:literal)? $(, trim $trim:path)? $(, watch_in $ns:literal)?;
+    )*) => {
+        /// Every kind of object a check can read. The operator watches exactly
+        /// the kinds the active Controls need (see `checks::kinds_for`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Kind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Kind {
+            /// All kinds, in declaration order.
+            pub const ALL: [Kind; [$(Kind::$variant),*].len()] = [$(Kind::$variant),*];
+
+            /// `(apiVersion, kind)` as in a manifest.
+            pub fn type_meta(self) -> (&'static str, &'static str) {
+                match self {
+                    $(Kind::$variant => ($api_version, $kind),)*
+                }
+            }
+
+            /// The API resource's plural name, e.g. `networkpolicies`.
+            pub fn plural(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $plural,)*
+                }
+            }
+
+            /// The name of the CustomResourceDefinition that provides this
+            /// kind, for kinds that are not built into Kubernetes; `None` for
+            /// built-in kinds.
+            pub fn crd_name(self) -> Option<&'static str> {
+                match self {
+                    $(Kind::$variant => $crate::snapshot::table::kinds!(@crd $($crd)?),)*
+                }
+            }
+
+            /// Whether objects of this kind live in a namespace.
+            pub fn namespaced(self) -> bool {
+                match self {
+                    $(Kind::$variant => $crate::snapshot::table::kinds!(@namespaced $scope),)*
+                }
+            }
+
+            /// Calls `v.visit::<T>()` with the Rust type `T` of this kind.
+            pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(Kind::$variant => v.visit::<$ty>(),)*
+                }
+            }
+        }
+
+        /// Everything the engine may read. Build with [`Default`] plus
+        /// [`Snapshot::objects_mut`], or [`Snapshot::insert_manifest`].
+        #[derive(Debug, Clone, Default)]
+        pub struct Snapshot {
+            $($field: Objects<$ty>,)*
+            /// Optional kinds whose CRD is installed (see [`Kind::crd_name`]).
+            installed: KindSet,
+            /// Samples of `apiserver_storage_transformation_operations_total`;
+            /// `None` when the API server's `/metrics` was not read.
+            storage_transformations: Option<Vec<StorageTransformation>>,
+        }
+
+        $(
+            impl Stored for $ty {
+                const KIND: Kind = Kind::$variant;
+                fn objects(s: &Snapshot) -> &Objects<Self> {
+                    &s.$field
+                }
+                fn objects_mut(s: &mut Snapshot) -> &mut Objects<Self> {
+                    &mut s.$field
+                }
+                $(fn trim(&mut self) {
+                    $trim(self)
+                })?
+                $(fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
+                    kube::Api::namespaced(client, $ns)
+                })?
+            }
+        )*
+
+        impl Snapshot {
+            /// Number of objects of all kinds.
+            pub fn len(&self) -> usize {
+                0 $(+ self.$field.len())*
+            }
+
+            /// Applies [`Stored::trim`] to every object, as the operator's
+            /// watch caches do before storing them (tests compare verdicts on
+            /// trimmed and untrimmed snapshots).
+            pub fn trim_all(&mut self) {
+                $(self.$field.trim_all();)*
+            }
+
+            /// The names of the namespaces that hold objects of any
+            /// namespaced kind.
+            pub fn occupied_namespaces(&self) -> BTreeSet<String> {
+                let mut seen = BTreeSet::new();
+                $(
+                    if $crate::snapshot::table::kinds!(@namespaced $scope) {
+                        seen.extend(self.$field.namespaces().filter(|n| !n.is_empty()).map(str::to_owned));
+                    }
+                )*
+                seen
+            }
+        }
+    };
+    (@crd) => { None };
+    (@crd $crd:literal) => { Some($crd) };
+    (@namespaced Namespaced) => { true };
+    (@namespaced Cluster) => { false };
+}
+
+pub(super) use kinds;
