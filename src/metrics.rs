@@ -82,6 +82,20 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 const CONTROL_LABELS: [&str; 3] = ["control", "category", "severity"];
 
+/// `soc2_evaluation_duration_seconds`, buckets from 0.5 ms to 5 s.
+fn evaluation_histogram() -> Histogram {
+    Histogram::with_opts(
+        HistogramOpts::new(
+            "soc2_evaluation_duration_seconds",
+            "Time to evaluate one Control.",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]),
+    )
+    .expect("valid metric")
+}
+
 impl Metrics {
     /// Creates and registers every metric; `soc2_build_info{version}` is set to 1.
     ///
@@ -119,16 +133,7 @@ impl Metrics {
                 "1 when every Control mapped to the SOC 2 criterion is compliant.",
                 &["criterion"],
             ),
-            evaluation_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "soc2_evaluation_duration_seconds",
-                    "Time to evaluate one Control.",
-                )
-                .buckets(vec![
-                    0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ]),
-            )
-            .expect("valid metric"),
+            evaluation_duration: evaluation_histogram(),
             evaluations: counter_vec(
                 "soc2_evaluations_total",
                 "Control evaluations, by mode: full, or incremental (only the namespaces or the cluster-wide part that changed).",
@@ -145,10 +150,7 @@ impl Metrics {
                 &["kind"],
             ),
             cache_objects: IntGaugeVec::new(
-                Opts::new(
-                    "soc2_cache_objects",
-                    "Objects in the shared cache, by kind.",
-                ),
+                Opts::new("soc2_cache_objects", "Objects in the shared cache, by kind."),
                 &["kind"],
             )
             .expect("valid metric"),

@@ -221,6 +221,44 @@ fn judge<'a>(
     }
 }
 
+/// The BackupStorageLocation a backup was written to (by name, else the one
+/// with `spec.default: true`, else the one named `default`), with its name
+/// (the name asked for when it does not exist).
+fn storage_location<'a>(
+    cx: &Context<'a>,
+    schedule: &Schedule,
+    backup: &Backup,
+) -> (String, Option<&'a BackupStorageLocation>) {
+    let named = backup
+        .spec
+        .template
+        .storage_location
+        .clone()
+        .or_else(|| schedule.spec.template.storage_location.clone());
+    let locations = cx
+        .objects::<BackupStorageLocation>()
+        .in_namespace(namespace_of(schedule));
+    let location = match &named {
+        Some(n) => locations.iter().find(|l| name_of(l.as_ref()) == n),
+        None => locations
+            .iter()
+            .find(|l| l.spec.default == Some(true))
+            .or_else(|| {
+                locations
+                    .iter()
+                    .find(|l| name_of(l.as_ref()) == DEFAULT_STORAGE_LOCATION)
+            }),
+    };
+    let name = named.unwrap_or_else(|| {
+        location.map_or(DEFAULT_STORAGE_LOCATION.to_owned(), |l| {
+            name_of(l.as_ref()).to_owned()
+        })
+    });
+    (name, location.map(|l| l.as_ref()))
+}
+
+/// Whether the newest Completed `backup` of `schedule` is fresh and on an
+/// Available location: its evidence, or the reason and message why not.
 fn backup_verdict(
     cx: &Context,
     schedule: &Schedule,
@@ -256,29 +294,7 @@ fn backup_verdict(
         }
         Ok(_) => {}
     }
-    let named = backup
-        .spec
-        .template
-        .storage_location
-        .clone()
-        .or_else(|| schedule.spec.template.storage_location.clone());
-    let locations = cx.objects::<BackupStorageLocation>().in_namespace(sched_ns);
-    let location = match &named {
-        Some(n) => locations.iter().find(|l| name_of(l.as_ref()) == n),
-        None => locations
-            .iter()
-            .find(|l| l.spec.default == Some(true))
-            .or_else(|| {
-                locations
-                    .iter()
-                    .find(|l| name_of(l.as_ref()) == DEFAULT_STORAGE_LOCATION)
-            }),
-    };
-    let location_name = named.unwrap_or_else(|| {
-        location.map_or(DEFAULT_STORAGE_LOCATION.to_owned(), |l| {
-            name_of(l.as_ref()).to_owned()
-        })
-    });
+    let (location_name, location) = storage_location(cx, schedule, backup);
     let Some(location) = location else {
         return Err((
             "BackupLocationUnavailable",

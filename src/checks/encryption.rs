@@ -17,6 +17,7 @@
 //! `apiserver_storage_transformation_operations_total` metric with a non-empty
 //! `transformer_prefix` for `to_storage`, or attested in the spec.
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -369,53 +370,62 @@ fn storage_classes(
     cx.each_namespace(out, |ns, out| {
         for pvc in cx.objects::<PersistentVolumeClaim>().in_namespace(ns) {
             out.resources_checked += 1;
-            // The beta annotation still wins over spec.storageClassName.
-            let requested = pvc
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
-                .map(String::as_str)
-                .or_else(|| {
-                    pvc.spec
-                        .as_ref()
-                        .and_then(|s| s.storage_class_name.as_deref())
-                });
-            let class = match requested {
-                Some("") => {
-                    out.violations.push(violation(
-                        pvc.as_ref(),
-                        "NoStorageClass",
-                        "storageClassName is \"\" (a statically bound volume): its encryption cannot be verified".into(),
-                    ));
-                    continue;
-                }
-                Some(name) => classes.iter().find(|c| name_of(c.as_ref()) == name),
-                None => default,
-            };
-            match class {
-                None => out.violations.push(violation(
-                    pvc.as_ref(),
-                    "UnknownStorageClass",
-                    match requested {
-                        Some(name) => format!("StorageClass {name:?} does not exist"),
-                        None => "no storageClassName and no default StorageClass".into(),
-                    },
-                )),
-                Some(c) if !class_encrypts(spec, c) => out.violations.push(violation(
-                    pvc.as_ref(),
-                    "UnencryptedStorageClass",
-                    format!(
-                        "StorageClass {} (provisioner {}) neither has the required parameters nor an allowed provisioner",
-                        name_of(c.as_ref()),
-                        c.provisioner
-                    ),
-                )),
-                Some(_) => {}
+            if let Some((reason, message)) = check_pvc(spec, classes, default, pvc) {
+                out.violations
+                    .push(violation(pvc.as_ref(), reason, message));
             }
         }
     });
     Ok(())
+}
+
+/// Why `pvc` is not on an encrypting StorageClass, if it is not.
+fn check_pvc(
+    spec: &StorageClassEncryption,
+    classes: &[Arc<StorageClass>],
+    default: Option<&Arc<StorageClass>>,
+    pvc: &PersistentVolumeClaim,
+) -> Option<(&'static str, String)> {
+    // The beta annotation still wins over spec.storageClassName.
+    let requested = pvc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(BETA_CLASS_ANNOTATION))
+        .map(String::as_str)
+        .or_else(|| {
+            pvc.spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref())
+        });
+    let class = match requested {
+        Some("") => {
+            return Some((
+                "NoStorageClass",
+                "storageClassName is \"\" (a statically bound volume): its encryption cannot be verified".into(),
+            ));
+        }
+        Some(name) => classes.iter().find(|c| name_of(c.as_ref()) == name),
+        None => default,
+    };
+    match class {
+        None => Some((
+            "UnknownStorageClass",
+            match requested {
+                Some(name) => format!("StorageClass {name:?} does not exist"),
+                None => "no storageClassName and no default StorageClass".into(),
+            },
+        )),
+        Some(c) if !class_encrypts(spec, c) => Some((
+            "UnencryptedStorageClass",
+            format!(
+                "StorageClass {} (provisioner {}) neither has the required parameters nor an allowed provisioner",
+                name_of(c.as_ref()),
+                c.provisioner
+            ),
+        )),
+        Some(_) => None,
+    }
 }
 
 fn has_encryption_flag(pod: &Pod) -> bool {
