@@ -2,9 +2,16 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all control-plane cluster-up cluster-down test lint fmt crds bench bench-engine bench-scale demo demo-down chart-files docs
+.PHONY: all prerequisites control-plane cluster-up cluster-down test lint fmt crds bench bench-engine bench-scale demo demo-down chart-files docs
+# Prerequisites are made in the order written (prerequisites before anything
+# of `test`), also under `make -j`; cargo and go build parallelise themselves.
+.NOTPARALLEL:
 
 all: test
+
+## prerequisites: check the tools the tests need; installs missing ones with apt-get (not with SOC2_NO_INSTALL=1)
+prerequisites:
+	@hack/prerequisites.sh
 
 ## control-plane: build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from source (cached)
 control-plane:
@@ -16,8 +23,8 @@ cluster-up: control-plane
 cluster-down:
 	@$(CP)/cluster.sh down
 
-## test: build what is missing, then every test against a real control plane
-test: control-plane
+## test: check or install the prerequisites, build what is missing, then every test against a real control plane
+test: prerequisites control-plane
 	$(CARGO) test --all-targets
 
 ## lint: formatting and clippy, as CI runs them

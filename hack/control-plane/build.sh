@@ -2,25 +2,49 @@
 # Builds the local test control plane from source into a versioned cache:
 #   etcd, kube-apiserver, kube-controller-manager, kubectl, helm
 # Only missing binaries are built. Prints the bin directory on stdout.
+# A binary whose build recipe changed since it was built counts as missing:
+# helm's ldflags are recorded in .helm.ldflags next to it.
 #
 #   SOC2_CP_BIN_DIR   override the cache directory
 #                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/soc2-operator/bin/<versions>)
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
+# Helm's ldflags, as Helm's own Makefile (v3.22.0) sets them for a release:
+# the version, and the default Kubernetes version (.Capabilities.KubeVersion of
+# `helm template` without --kube-version, and the version `helm lint` checks
+# deprecations against) derived from the k8s.io/client-go version Helm builds
+# with: client-go v0.X.Y -> Kubernetes v1.X (major 0+1, minor X). Without them
+# Helm built from source defaults to v1.20.0. Read from the wrapper's go.mod
+# (which lists every module of the build), so no Go is needed to compare.
+client_go=$(sed -n 's/^[[:space:]]*k8s\.io\/client-go \(v[0-9][^ ]*\).*/\1/p' "$CP_HERE/helm/go.mod")
+[[ "$client_go" =~ ^v([0-9]+)\.([0-9]+)\. ]] || cp_die "cannot read the k8s.io/client-go version from $CP_HERE/helm/go.mod (found '$client_go')"
+helm_k8s_major=$((BASH_REMATCH[1] + 1)) helm_k8s_minor=${BASH_REMATCH[2]}
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_ldflags+=" -X $p.k8sVersionMajor=$helm_k8s_major -X $p.k8sVersionMinor=$helm_k8s_minor"
+done
+helm_stamp="$CP_BIN_DIR/.helm.ldflags"
 
-missing=()
-for b in "${CP_BINARIES[@]}"; do [ -x "$CP_BIN_DIR/$b" ] || missing+=("$b"); done
+find_missing() { # sets missing: binaries absent, or built with another recipe
+  missing=()
+  local b
+  for b in "${CP_BINARIES[@]}"; do [ -x "$CP_BIN_DIR/$b" ] || missing+=("$b"); done
+  if [ -x "$CP_BIN_DIR/helm" ] && [ "$(cat "$helm_stamp" 2>/dev/null)" != "$helm_ldflags" ]; then
+    missing+=(helm)
+  fi
+}
+
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then
   cp_log "all binaries present in $CP_BIN_DIR"
   echo "$CP_BIN_DIR"; exit 0
 fi
 # Go is needed only when something must be built.
-min_go_minor=26
-command -v go >/dev/null 2>&1 || cp_die "Go is not installed or not on PATH; install Go >= 1.$min_go_minor (https://go.dev/doc/install)"
+command -v go >/dev/null 2>&1 || cp_die "Go is not installed or not on PATH; install Go >= 1.$GO_MIN_MINOR (https://go.dev/doc/install)"
 gov=$(go env GOVERSION 2>/dev/null || true)
 [[ "$gov" =~ ^go1\.([0-9]+) ]] || cp_die "cannot read the Go version (go env GOVERSION said '$gov')"
-(( BASH_REMATCH[1] >= min_go_minor )) || cp_die "Go $gov is too old; kubernetes $K8S_VERSION needs Go >= 1.$min_go_minor"
+(( BASH_REMATCH[1] >= GO_MIN_MINOR )) || cp_die "Go $gov is too old; kubernetes $K8S_VERSION needs Go >= 1.$GO_MIN_MINOR"
 
 mkdir -p "$CP_BIN_DIR"
 # One build at a time per cache dir; a second caller waits, then finds the binaries.
@@ -29,8 +53,7 @@ if ! flock -n 8; then
   cp_log "another build is running in $CP_BIN_DIR; waiting for it"
   flock 8
 fi
-missing=()
-for b in "${CP_BINARIES[@]}"; do [ -x "$CP_BIN_DIR/$b" ] || missing+=("$b"); done
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then echo "$CP_BIN_DIR"; exit 0; fi
 rm -rf "$CP_BIN_DIR"/.build.?????? # staging dirs of an interrupted build
 stage=$(mktemp -d "$CP_BIN_DIR/.build.XXXXXX")
@@ -81,11 +104,17 @@ if want etcd; then
 fi
 if want helm; then
   download "$CP_HERE/helm"
-  build "$CP_HERE/helm" "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+  # The same derivation as Helm's Makefile (`go list -m k8s.io/client-go`), now that Go is here.
+  listed=$(cd "$CP_HERE/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
+  [ "$listed" = "$client_go" ] || cp_die "k8s.io/client-go is $listed in the helm build but $client_go in its go.mod; run gen-modules.sh"
+  build "$CP_HERE/helm" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
 fi
+if want helm; then rm -f "$helm_stamp"; fi # it must never describe a helm it did not build
 for b in "${missing[@]}"; do
   [ -x "$stage/$b" ] || cp_die "expected $b after the build, found: $(ls "$stage")"
   mv -f "$stage/$b" "$CP_BIN_DIR/$b"
 done
+# Only once helm is in place: an interrupted build leaves no stamp, so helm is rebuilt.
+if want helm; then echo "$helm_ldflags" >"$helm_stamp"; fi
 cp_log "binaries in $CP_BIN_DIR ($(du -sh "$CP_BIN_DIR" | cut -f1))"
 echo "$CP_BIN_DIR"
