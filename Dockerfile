@@ -9,6 +9,9 @@ COPY build.rs ./
 COPY src ./src
 COPY controls ./controls
 COPY benches ./benches
+# The workspace's other member (the tests' support crate) must be present for
+# Cargo to load the workspace; it is not built.
+COPY crates ./crates
 RUN cargo build --release --locked --bin soc2-operator \
  && cp target/release/soc2-operator /soc2-operator
 

@@ -42,8 +42,10 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use cluster::{Cluster, proc_usage, run};
+use cluster::proc_usage;
 use measure::{Observer, percentiles};
+use soc2_test_support::operator::metric_value;
+use soc2_test_support::{Cluster, access, repo_root};
 
 /// The benchmark's flags (after `cargo bench --bench scale --`).
 #[derive(Parser, Debug)]
@@ -327,8 +329,7 @@ fn operator_metric(port: u16, name: &str) -> Option<f64> {
         .body_mut()
         .read_to_string()
         .ok()?;
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    metric_value(&body, name)
 }
 
 struct RunConfig {
@@ -340,22 +341,15 @@ struct RunConfig {
 }
 
 async fn run_once(cfg: &RunConfig) -> Result<Value> {
-    let root = cluster::repo_root();
-    let bin = cluster::bin_dir()?;
+    let root = repo_root();
     eprintln!(
         "[{} ns] starting a control plane in {}",
         cfg.namespaces,
         cfg.state.display()
     );
-    let cluster = Cluster::up(&cfg.state)?;
-    let admin = cluster::client_from(&cluster.kubeconfig).await?;
-    let kubectl = |args: &[&str]| {
-        run(Command::new(bin.join("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .args(args)
-            .current_dir(&root))
-    };
+    let cluster = cluster::up(&cfg.state)?;
+    let admin = access::client_from(&cluster.kubeconfig).await?;
+    let kubectl = |args: &[&str]| soc2_test_support::kubectl(&cluster.kubeconfig, args);
     kubectl(&[
         "apply",
         "--server-side",
@@ -380,7 +374,7 @@ async fn run_once(cfg: &RunConfig) -> Result<Value> {
         cfg.namespaces, population.objects, population.seconds
     );
     let settle_s = wait_settled(&admin).await?;
-    let op_kubeconfig = cluster::operator_identity(&cluster, &admin, &bin).await?;
+    let op_kubeconfig = cluster::operator_identity(&cluster, &admin).await?;
     kubectl(&["apply", "-f", "controls/"])?;
     let controls = std::fs::read_dir(root.join("controls"))?
         .filter(|e| {
@@ -586,7 +580,7 @@ async fn run_once(cfg: &RunConfig) -> Result<Value> {
 fn commit() -> Option<String> {
     let out = Command::new("git")
         .args(["describe", "--always", "--dirty"])
-        .current_dir(cluster::repo_root())
+        .current_dir(repo_root())
         .output()
         .ok()?;
     out.status
@@ -614,7 +608,7 @@ fn machine() -> Value {
 }
 
 fn versions() -> Value {
-    let env = std::fs::read_to_string(cluster::repo_root().join("hack/control-plane/versions.env"))
+    let env = std::fs::read_to_string(repo_root().join("hack/control-plane/versions.env"))
         .unwrap_or_default();
     let get = |k: &str| {
         env.lines()

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use soc2_operator::api::Control;
 
 use crate::support;
+use crate::support::controls::{TEST_LABEL, TestControls};
 
 /// Applies `crds/controls.soc2-operator.dev.yaml` (the committed file, as a
 /// user would) and waits until it is Established.
@@ -80,11 +81,12 @@ fn check(check: Value) -> Value {
     with("check", Some(check))
 }
 
-fn object(name: &str, spec: Value) -> DynamicObject {
+/// Control `name` with `spec`, labelled for `test` (whose guard deletes it).
+fn object(name: &str, test: &TestControls, spec: Value) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "soc2-operator.dev/v1alpha1",
         "kind": "Control",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {TEST_LABEL: test.value()}},
         "spec": spec
     }))
     .unwrap()
@@ -95,9 +97,10 @@ async fn a_valid_control_is_accepted_with_defaults() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let api = controls(&client);
+    let test = TestControls::new("valid");
     let name = support::unique_name("valid");
     let created = api
-        .create(&PostParams::default(), &object(&name, valid_spec()))
+        .create(&PostParams::default(), &object(&name, &test, valid_spec()))
         .await
         .expect("a valid Control is accepted");
     assert_eq!(
@@ -107,7 +110,6 @@ async fn a_valid_control_is_accepted_with_defaults() {
     let typed: Control = serde_json::from_value(serde_json::to_value(&created).unwrap()).unwrap();
     assert_eq!(typed.spec.criteria, ["CC6.1", "CC6.6"]);
     assert!(typed.spec.check.network_policy.unwrap().egress);
-    api.delete(&name, &Default::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -115,6 +117,8 @@ async fn malformed_controls_are_rejected_naming_the_field() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let api = controls(&client);
+    // Removes any that is wrongly accepted.
+    let test = TestControls::new("malformed");
     // (what, spec, text the error must contain: the field path)
     let cases: Vec<(&str, Value, &str)> = vec![
         (
@@ -256,13 +260,10 @@ async fn malformed_controls_are_rejected_naming_the_field() {
     for (i, (what, spec, must_contain)) in cases.iter().enumerate() {
         let name = format!("bad-{i}-{}", std::process::id());
         match api
-            .create(&PostParams::default(), &object(&name, spec.clone()))
+            .create(&PostParams::default(), &object(&name, &test, spec.clone()))
             .await
         {
-            Ok(_) => {
-                failures.push(format!("{what}: accepted"));
-                let _ = api.delete(&name, &Default::default()).await;
-            }
+            Ok(_) => failures.push(format!("{what}: accepted")),
             Err(kube::Error::Api(status)) => {
                 if status.code != 422 || !status.message.contains(must_contain) {
                     failures.push(format!(
@@ -291,11 +292,7 @@ async fn malformed_controls_are_rejected_naming_the_field() {
 async fn kubectl_explain_shows_the_field_docs() {
     let client = support::client().await;
     install_control_crd(&client).await;
-    let bin = std::process::Command::new(support::repo_root().join("hack/control-plane/build.sh"))
-        .output()
-        .unwrap();
-    let kubectl =
-        std::path::PathBuf::from(String::from_utf8(bin.stdout).unwrap().trim()).join("kubectl");
+    let kubectl = support::bin_dir().expect("kubectl").join("kubectl");
     let kubeconfig = support::control_plane().kubeconfig.clone();
     // The API server publishes a new CRD's OpenAPI a moment after Established.
     let text = support::eventually(

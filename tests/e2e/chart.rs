@@ -9,59 +9,35 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
 use serde_json::json;
 use soc2_operator::api::Control;
 
 use crate::admission::install_control_crd;
 use crate::support::controls::{
-    apply_control, create_deny_ingress, is_compliant, scope_to, wait_control,
+    TestControls, apply_control, create_deny_ingress, is_compliant, scope_to, start_operator,
+    wait_control,
 };
-use crate::support::operator::Operator;
-use crate::support::{self, TestNamespace, kubectl, unique_name};
+use crate::support::{self, helm, kubectl, unique_name};
 
-fn chart() -> PathBuf {
-    support::repo_root().join("charts/soc2-operator")
+/// Where helm keeps its cache and configuration in these tests.
+fn helm_home() -> PathBuf {
+    std::env::temp_dir().join("soc2-helm")
 }
 
-fn helm(args: &[&str]) -> std::process::Output {
-    Command::new(support::bin_dir().join("helm"))
+fn run_helm(args: &[&str]) -> std::process::Output {
+    helm::command(&helm_home())
+        .expect("helm")
         .args(args)
-        .env(
-            "HELM_CACHE_HOME",
-            std::env::temp_dir().join("soc2-helm-cache"),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            std::env::temp_dir().join("soc2-helm-config"),
-        )
         .output()
         .expect("run helm")
 }
 
 /// `helm template` with `--kube-version` of the test control plane.
 fn template(namespace: &str, sets: &[&str]) -> String {
-    let chart = chart();
-    let mut args = vec![
-        "template",
-        "soc2",
-        chart.to_str().unwrap(),
-        "--namespace",
-        namespace,
-        "--kube-version",
-        "1.36.3",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let out = helm(&args);
-    assert!(
-        out.status.success(),
-        "helm template {sets:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    helm::template(namespace, sets, &helm_home())
+        .unwrap_or_else(|e| panic!("helm template {sets:?}: {e:#}"))
 }
 
 const ALL_ON: [&str; 4] = [
@@ -73,7 +49,7 @@ const ALL_ON: [&str; 4] = [
 
 #[test]
 fn helm_lint_passes_strict() {
-    let out = helm(&["lint", "--strict", chart().to_str().unwrap()]);
+    let out = run_helm(&["lint", "--strict", helm::chart_dir().to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -99,10 +75,10 @@ fn bad_values_fail_with_a_message_naming_the_value() {
             "/metrics/prometheusRule/nonCompliantFor",
         ),
     ] {
-        let out = helm(&[
+        let out = run_helm(&[
             "template",
             "soc2",
-            chart().to_str().unwrap(),
+            helm::chart_dir().to_str().unwrap(),
             "--kube-version",
             "1.36.3",
             "--set",
@@ -212,7 +188,7 @@ async fn every_rendered_object_passes_a_server_side_dry_run() {
             "crd/prometheusrules.monitoring.coreos.com",
         ],
     );
-    let ns = TestNamespace::new(&client, "chart").await;
+    let ns = support::namespace(&client, "chart").await;
     for sets in [&[][..], &ALL_ON[..]] {
         let rendered = template(&ns.name, sets);
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -250,41 +226,26 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let release_ns = TestNamespace::new(&client, "soc2-system").await;
-    let app = TestNamespace::new(&client, "lp-app").await;
+    let release_ns = support::namespace(&client, "soc2-system").await;
+    let app = support::namespace(&client, "lp-app").await;
     let rendered = template(&release_ns.name, &[]);
-    let rbac: Vec<String> = rendered
-        .split("\n---")
-        .filter(|d| {
-            [
-                "kind: ServiceAccount",
-                "kind: ClusterRole",
-                "kind: Role",
-                "kind: RoleBinding",
-                "kind: ClusterRoleBinding",
-            ]
-            .iter()
-            .any(|k| d.lines().any(|l| l == *k))
-        })
-        .map(str::to_owned)
-        .collect();
+    let rbac = helm::rbac_documents(&rendered);
     assert_eq!(rbac.len(), 9, "ServiceAccount + 4 roles + 4 bindings");
     // Cluster-scoped names from the render are shared by all tests: make them unique.
     let suffix = unique_name("lp");
+    let sa = format!("{}-{suffix}", helm::SERVICE_ACCOUNT);
     let rbac = rbac.join("\n---\n").replace(
-        "name: soc2-soc2-operator",
-        &format!("name: soc2-soc2-operator-{suffix}"),
+        &format!("name: {}", helm::SERVICE_ACCOUNT),
+        &format!("name: {sa}"),
     );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &rbac).unwrap();
-    kubectl(&kc, &["apply", "-f", file.path().to_str().unwrap()]);
-    let sa = format!("soc2-soc2-operator-{suffix}");
-    let token = support::token_for(&client, &release_ns.name, &sa).await;
+    support::kubectl_apply(&kc, &rbac).expect("the chart's RBAC applied");
+    let token = support::token_for(&client, &release_ns.name, &sa, Duration::from_secs(3600))
+        .await
+        .expect("a token for the chart's ServiceAccount");
     let kubeconfig = support::kubeconfig_with_token(&token);
 
-    let test = unique_name("lp");
+    let test = TestControls::new("lp");
     let name = unique_name("lp-np");
-    let api: Api<Control> = Api::all(client.clone());
     apply_control(
         &client,
         &name,
@@ -295,13 +256,13 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         }),
     )
     .await;
-    let lease = format!("soc2-soc2-operator-{suffix}");
-    let _op = Operator::start(
+    let _op = start_operator(
         kubeconfig.path(),
         &test,
         &[
+            "--leader-election=true",
             "--lease-name",
-            &lease,
+            &sa,
             "--lease-namespace",
             &release_ns.name,
             "--lease-duration",
@@ -328,7 +289,7 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
 
     // It may read every kind a check reads (Pods only in kube-system), asked
     // with SelfSubjectAccessReviews (no discovery needed for absent CRDs).
-    let sa_client = Client::try_from(support::config_from(kubeconfig.path()).await).unwrap();
+    let sa_client = support::client_from(kubeconfig.path()).await.unwrap();
     let reviews: Api<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview> =
         Api::all(sa_client.clone());
     for kind in soc2_operator::snapshot::Kind::ALL {
@@ -398,7 +359,6 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         pods.list(&Default::default()).await.map(|_| ()),
         "list Pods outside kube-system",
     );
-    api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
 
 /// The chart's NetworkPolicies make the operator's namespace pass the

@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{self, repo_root};
+use crate::support::{self, Cluster, ClusterOptions, repo_root};
 
 fn script(name: &str) -> PathBuf {
     repo_root().join("hack/control-plane").join(name)
@@ -155,7 +155,7 @@ fn down_refuses_a_directory_that_is_not_a_state_dir() {
 #[test]
 fn a_killed_etcd_is_reported_by_status_and_up() {
     let state = std::env::temp_dir().join(support::unique_name("killed-etcd"));
-    let cp = support::start_cluster(&state, &[]).expect("second control plane starts");
+    let cp = Cluster::up(&state, &ClusterOptions::default()).expect("second control plane starts");
     assert!(cp.kubeconfig.exists());
     let status = |args: &[&str]| {
         Command::new(script("cluster.sh"))
@@ -189,7 +189,7 @@ fn a_killed_etcd_is_reported_by_status_and_up() {
     let up = status(&["up"]);
     assert!(!up.status.success());
     assert!(stderr(&up).contains("not healthy"), "{}", stderr(&up));
-    support::stop_cluster(&state);
+    cp.down();
     assert!(!state.exists());
 }
 

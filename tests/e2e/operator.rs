@@ -15,10 +15,12 @@ use soc2_operator::api::conditions::{COMPLIANT, READY, find};
 
 use crate::admission::install_control_crd;
 use crate::support::controls::{
-    apply_control, condition, create_deny_ingress, is_compliant, scope_to, wait_control,
+    TestControls, apply_control, condition, create_deny_ingress, is_compliant, scope_to,
+    start_operator, wait_control,
 };
-use crate::support::operator::{Operator, TEST_LABEL};
-use crate::support::{self, TestNamespace, eventually, kubectl, unique_name};
+use crate::support::{
+    self, Cluster, ClusterOptions, TestNamespace, eventually, kubectl, unique_name,
+};
 
 fn fixture(path: &str) -> std::path::PathBuf {
     support::repo_root().join("tests/fixtures/real").join(path)
@@ -40,7 +42,7 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "boutique").await;
+    let ns = support::namespace(&client, "boutique").await;
     kubectl(
         &kc,
         &[
@@ -53,7 +55,7 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
                 .unwrap(),
         ],
     );
-    let test = unique_name("np");
+    let test = TestControls::new("np");
     let name = unique_name("default-deny");
     apply_control(
         &client,
@@ -66,7 +68,7 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
         }),
     )
     .await;
-    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let op = start_operator(&kc, &test, &[]);
 
     let c = wait_control(
         &client,
@@ -179,10 +181,6 @@ async fn online_boutique_network_policies_flip_the_control_within_seconds() {
         note.contains("egress") && !note.contains("ingress traffic"),
         "the new Event has the new note: {note}"
     );
-    Api::<Control>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -190,7 +188,7 @@ async fn a_cluster_admin_binding_to_a_user_appears_and_disappears() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let test = unique_name("rbac");
+    let test = TestControls::new("rbac");
     let name = unique_name("no-admins");
     let user = unique_name("mallory");
     apply_control(
@@ -203,7 +201,7 @@ async fn a_cluster_admin_binding_to_a_user_appears_and_disappears() {
         }),
     )
     .await;
-    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let _op = start_operator(&kc, &test, &[]);
     wait_control(&client, &name, "evaluated", Duration::from_secs(30), |c| {
         condition(c, READY).is_some()
     })
@@ -252,10 +250,6 @@ async fn a_cluster_admin_binding_to_a_user_appears_and_disappears() {
         |c| condition(c, READY).is_some() && !has_binding(c, &binding),
     )
     .await;
-    Api::<Control>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
 }
 
 const VELERO_CRDS: [&str; 4] = [
@@ -277,14 +271,14 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
         "backupstoragelocations.velero.io",
         "restores.velero.io",
     ] {
-        let _ = std::process::Command::new(support::bin_dir().join("kubectl"))
-            .args(["delete", "crd", crd, "--ignore-not-found", "--wait=true"])
-            .env("KUBECONFIG", &kc)
-            .output();
+        let _ = soc2_test_support::kubectl(
+            &kc,
+            &["delete", "crd", crd, "--ignore-not-found", "--wait=true"],
+        );
     }
-    let app = TestNamespace::new(&client, "backed-up").await;
-    let velero = TestNamespace::new(&client, "velero").await;
-    let test = unique_name("backup");
+    let app = support::namespace(&client, "backed-up").await;
+    let velero = support::namespace(&client, "velero").await;
+    let test = TestControls::new("backup");
     let name = unique_name("backups");
     apply_control(
         &client,
@@ -297,7 +291,7 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
         }),
     )
     .await;
-    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let _op = start_operator(&kc, &test, &[]);
     let c = wait_control(
         &client,
         &name,
@@ -401,13 +395,9 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
             .any(|e| e.source == "VeleroBackup" && e.message.contains("daily-3")),
         "{evidence:?}"
     );
-    Api::<Control>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
 }
 
-async fn secrets_control(client: &Client, test: &str) -> String {
+async fn secrets_control(client: &Client, test: &TestControls) -> String {
     let name = unique_name("secrets-encrypted");
     apply_control(client, &name, test, json!({
         "criteria": ["CC6.1", "C1.1"], "category": "Confidentiality", "severity": "Critical",
@@ -430,15 +420,18 @@ async fn write_a_secret(client: &Client, ns: &str) {
 async fn secret_encryption_is_verified_from_a_real_aescbc_api_server() {
     // An API server with --encryption-provider-config (aescbc).
     let state = std::env::temp_dir().join(unique_name("soc2-e2e-enc"));
-    let cp = support::start_cluster(&state, &["--encryption", "aescbc"])
-        .expect("encrypted control plane");
-    let enc_client = Client::try_from(support::config_from(&cp.kubeconfig).await).unwrap();
+    let options = ClusterOptions {
+        encrypt_secrets: true,
+        ..Default::default()
+    };
+    let cp = Cluster::up(&state, &options).expect("encrypted control plane");
+    let enc_client = support::client_from(&cp.kubeconfig).await.unwrap();
     install_control_crd(&enc_client).await;
-    let ns = TestNamespace::on(&cp, &enc_client, "secrets").await;
+    let ns = TestNamespace::new(&cp.kubeconfig, &enc_client, "secrets").await;
     write_a_secret(&enc_client, &ns.name).await;
-    let test = unique_name("enc");
+    let test = TestControls::on(&cp.kubeconfig, "enc");
     let name = secrets_control(&enc_client, &test).await;
-    let _op = Operator::start(&cp.kubeconfig, &test, &["--leader-election=false"]);
+    let _op = start_operator(&cp.kubeconfig, &test, &[]);
     let c = wait_control(
         &enc_client,
         &name,
@@ -460,21 +453,18 @@ async fn secret_encryption_is_verified_from_a_real_aescbc_api_server() {
         ev[0].message
     );
     drop(_op);
+    drop(test);
     drop(ns);
-    support::stop_cluster(&state);
+    cp.down();
 
     // The shared control plane has no encryption config: NonCompliant.
     let client = support::client().await;
     install_control_crd(&client).await;
-    let plain = TestNamespace::new(&client, "plain-secrets").await;
+    let plain = support::namespace(&client, "plain-secrets").await;
     write_a_secret(&client, &plain.name).await;
-    let test = unique_name("noenc");
+    let test = TestControls::new("noenc");
     let name = secrets_control(&client, &test).await;
-    let _op = Operator::start(
-        &support::control_plane().kubeconfig,
-        &test,
-        &["--leader-election=false"],
-    );
+    let _op = start_operator(&support::control_plane().kubeconfig, &test, &[]);
     let c = wait_control(
         &client,
         &name,
@@ -489,20 +479,16 @@ async fn secret_encryption_is_verified_from_a_real_aescbc_api_server() {
         c.status.unwrap().violations[0].reason,
         "NoEncryptionEvidence"
     );
-    Api::<Control>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
 }
 
-fn resource_versions(kc: &Path, test: &str) -> String {
+fn resource_versions(kc: &Path, test: &TestControls) -> String {
     kubectl(
         kc,
         &[
             "get",
             "controls",
             "-l",
-            &format!("{TEST_LABEL}={test}"),
+            &test.selector(),
             "-o",
             "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
         ],
@@ -514,8 +500,8 @@ async fn a_restart_with_nothing_changed_writes_no_status() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "restart").await;
-    let test = unique_name("restart");
+    let ns = support::namespace(&client, "restart").await;
+    let test = TestControls::new("restart");
     let mut names = Vec::new();
     // Namespace-scoped checks only: cluster-wide objects change under parallel tests.
     for check in [
@@ -530,7 +516,7 @@ async fn a_restart_with_nothing_changed_writes_no_status() {
         })).await;
         names.push(name);
     }
-    let mut first = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let mut first = start_operator(&kc, &test, &[]);
     for n in &names {
         wait_control(&client, n, "evaluated", Duration::from_secs(30), |c| {
             condition(c, READY).is_some()
@@ -540,7 +526,7 @@ async fn a_restart_with_nothing_changed_writes_no_status() {
     assert_eq!(first.terminate(), Some(0), "graceful exit on SIGTERM");
     let before = resource_versions(&kc, &test);
 
-    let second = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let second = start_operator(&kc, &test, &[]);
     // Every Control evaluated by the new process…
     eventually(
         "all Controls evaluated after the restart",
@@ -569,12 +555,6 @@ async fn a_restart_with_nothing_changed_writes_no_status() {
         before,
         "no resourceVersion moved"
     );
-    for n in names {
-        Api::<Control>::all(client.clone())
-            .delete(&n, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -582,8 +562,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "leader").await;
-    let test = unique_name("leader");
+    let ns = support::namespace(&client, "leader").await;
+    let test = TestControls::new("leader");
     let name = unique_name("leader-np");
     apply_control(
         &client,
@@ -597,6 +577,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     .await;
     let lease = unique_name("soc2-lease");
     let args = [
+        "--leader-election=true",
         "--lease-name",
         lease.as_str(),
         "--lease-namespace",
@@ -604,13 +585,13 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         "--lease-duration",
         "4s",
     ];
-    let mut ops = vec![
-        Operator::start(
+    let mut ops = [
+        start_operator(
             &kc,
             &test,
             &[&args[..], &["--identity", "replica-a"]].concat(),
         ),
-        Operator::start(
+        start_operator(
             &kc,
             &test,
             &[&args[..], &["--identity", "replica-b"]].concat(),
@@ -672,11 +653,6 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
             .unwrap_or(0.0)
             >= 1.0
     );
-    ops.clear();
-    Api::<Control>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -684,8 +660,8 @@ async fn an_invalid_control_is_reported_and_the_others_keep_working() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "invalid").await;
-    let test = unique_name("invalid");
+    let ns = support::namespace(&client, "invalid").await;
+    let test = TestControls::new("invalid");
     let bad = unique_name("bad");
     let good = unique_name("good");
     // "0s" passes the schema's duration pattern; only the engine sees it is not positive.
@@ -709,7 +685,7 @@ async fn an_invalid_control_is_reported_and_the_others_keep_working() {
         }),
     )
     .await;
-    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let op = start_operator(&kc, &test, &[]);
     let c = wait_control(&client, &bad, "Ready=False", Duration::from_secs(30), |c| {
         condition(c, READY).is_some_and(|(s, _)| s == "False")
     })
@@ -733,12 +709,6 @@ async fn an_invalid_control_is_reported_and_the_others_keep_working() {
         op.sample(&format!("soc2_control_ready{{control=\"{bad}\"}}")),
         Some(0.0)
     );
-    for n in [bad, good] {
-        Api::<Control>::all(client.clone())
-            .delete(&n, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -746,13 +716,13 @@ async fn a_deleted_controls_metric_series_disappear() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let test = unique_name("delete");
+    let test = TestControls::new("delete");
     let name = unique_name("short-lived");
     apply_control(&client, &name, &test, json!({
         "criteria": ["CC6.2"], "category": "Security", "severity": "Low", "title": "short-lived",
         "check": {"rbac": {}}
     })).await;
-    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let op = start_operator(&kc, &test, &[]);
     let series = format!("control=\"{name}\"");
     eventually("series exported", Duration::from_secs(30), || {
         let found = op.metrics().contains(&series);
@@ -790,8 +760,8 @@ async fn a_status_overwritten_by_someone_else_is_repaired() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "repair").await;
-    let test = unique_name("repair");
+    let ns = support::namespace(&client, "repair").await;
+    let test = TestControls::new("repair");
     let name = unique_name("repair-np");
     apply_control(
         &client,
@@ -803,7 +773,7 @@ async fn a_status_overwritten_by_someone_else_is_repaired() {
         }),
     )
     .await;
-    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let _op = start_operator(&kc, &test, &[]);
     wait_control(
         &client,
         &name,
@@ -843,7 +813,6 @@ async fn a_status_overwritten_by_someone_else_is_repaired() {
             .message,
         "stale"
     );
-    api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
 
 /// Without permission to list a kind, the Controls that read it say so
@@ -853,7 +822,7 @@ async fn a_status_overwritten_by_someone_else_is_repaired() {
 async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_it() {
     let client = support::client().await;
     install_control_crd(&client).await;
-    let ns = TestNamespace::new(&client, "norbac").await;
+    let ns = support::namespace(&client, "norbac").await;
     let sa = unique_name("limited");
     let token = support::service_account_token(&client, &ns.name, &sa, json!([
         {"apiGroups": ["soc2-operator.dev"], "resources": ["controls"], "verbs": ["get", "list", "watch"]},
@@ -862,9 +831,9 @@ async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
-    ])).await;
+    ])).await.expect("a ServiceAccount with a ClusterRole, and its token");
     let kubeconfig = support::kubeconfig_with_token(&token);
-    let test = unique_name("norbac");
+    let test = TestControls::new("norbac");
     let rbac = unique_name("rbac-denied");
     let np = unique_name("np-allowed");
     apply_control(&client, &rbac, &test, json!({
@@ -880,7 +849,7 @@ async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_
         }),
     )
     .await;
-    let op = Operator::start(kubeconfig.path(), &test, &["--leader-election=false"]);
+    let op = start_operator(kubeconfig.path(), &test, &[]);
     let c = wait_control(
         &client,
         &rbac,
@@ -910,12 +879,6 @@ async fn a_kind_the_operator_may_not_list_is_reported_on_the_controls_that_need_
         async move { ok.then_some(()) }
     })
     .await;
-    for n in [rbac, np] {
-        Api::<Control>::all(client.clone())
-            .delete(&n, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
 }
 
 /// `soc2-operator check --manifests` on the Online Boutique files gives exactly
@@ -925,13 +888,13 @@ async fn check_on_manifests_matches_the_operator_on_the_cluster() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "same").await;
+    let ns = support::namespace(&client, "same").await;
     let manifests = fixture("microservices-demo/kubernetes-manifests.yaml");
     kubectl(
         &kc,
         &["apply", "-n", &ns.name, "-f", manifests.to_str().unwrap()],
     );
-    let test = unique_name("same");
+    let test = TestControls::new("same");
     let specs = [
         json!({"criteria": ["CC6.6"], "category": "Security", "severity": "High", "title": "np",
                "scope": scope_to(&[&ns.name]), "check": {"networkPolicy": {"egress": true}}}),
@@ -950,7 +913,7 @@ async fn check_on_manifests_matches_the_operator_on_the_cluster() {
     }
     let controls = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(controls.path(), docs.join("---\n")).unwrap();
-    let _op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let _op = start_operator(&kc, &test, &[]);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
         .args(["check", "--output", "json", "-n", &ns.name, "--manifests"])
         .arg(&manifests)
@@ -992,11 +955,5 @@ async fn check_on_manifests_matches_the_operator_on_the_cluster() {
         assert_eq!(online, offline_v, "{name}: operator and check disagree");
         let compliant = find(&status.conditions, COMPLIANT).unwrap().status == "True";
         assert_eq!(compliant, offline["verdict"] == "Compliant");
-    }
-    for n in names {
-        Api::<Control>::all(client.clone())
-            .delete(&n, &DeleteParams::default())
-            .await
-            .unwrap();
     }
 }

@@ -7,15 +7,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kube::Api;
-use kube::api::DeleteParams;
 use serde_json::{Value, json};
-use soc2_operator::api::Control;
 
 use crate::admission::install_control_crd;
-use crate::support::controls::{apply_control, scope_to};
-use crate::support::operator::Operator;
-use crate::support::{self, TestNamespace, eventually, unique_name};
+use crate::support::controls::{TestControls, apply_control, scope_to, start_operator};
+use crate::support::{self, eventually, unique_name};
 
 fn repo(path: &str) -> String {
     support::repo_root()
@@ -136,9 +132,8 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "prom").await;
-    let test = unique_name("prom");
-    let api: Api<Control> = Api::all(client.clone());
+    let ns = support::namespace(&client, "prom").await;
+    let test = TestControls::new("prom");
     let mut names = Vec::new();
     for (i, (criteria, category, check)) in [
         (json!(["CC6.6"]), "Security", json!({"networkPolicy": {}})),
@@ -160,7 +155,7 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
         .await;
         names.push(name);
     }
-    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let op = start_operator(&kc, &test, &[]);
     let target = op.base_url.trim_start_matches("http://").to_owned();
     let prom = start_prometheus(&target);
     // Scraped and evaluated.
@@ -238,8 +233,4 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let rows = table["data"]["result"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metric"]["control"], names[0].as_str());
-    drop(prom);
-    for n in names {
-        api.delete(&n, &DeleteParams::default()).await.unwrap();
-    }
 }

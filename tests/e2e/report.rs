@@ -6,19 +6,17 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::DeleteParams;
 use serde_json::{Value, json};
-use soc2_operator::api::Control;
 use soc2_operator::api::conditions::READY;
 use soc2_operator::commands::report::sha256_hex;
 
 use crate::admission::install_control_crd;
 use crate::prometheus::{query, start_prometheus};
 use crate::support::controls::{
-    apply_control, condition, create_deny_ingress, scope_to, wait_control,
+    TestControls, apply_control, condition, create_deny_ingress, scope_to, start_operator,
+    wait_control,
 };
-use crate::support::operator::Operator;
-use crate::support::{self, TestNamespace, eventually, unique_name};
+use crate::support::{self, eventually, unique_name};
 
 fn report(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
@@ -52,8 +50,8 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
     let client = support::client().await;
     install_control_crd(&client).await;
     let kc = support::control_plane().kubeconfig.clone();
-    let ns = TestNamespace::new(&client, "report").await;
-    let test = unique_name("report");
+    let ns = support::namespace(&client, "report").await;
+    let test = TestControls::new("report");
     let bad = unique_name("report-np");
     let good = unique_name("report-avail");
     apply_control(&client, &bad, &test, json!({
@@ -64,7 +62,7 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         "criteria": ["A1.1"], "category": "Availability", "severity": "Medium", "title": "Replicated",
         "scope": scope_to(&[&ns.name]), "check": {"availability": {}}
     })).await;
-    let op = Operator::start(&kc, &test, &["--leader-election=false"]);
+    let op = start_operator(&kc, &test, &[]);
     for n in [&bad, &good] {
         wait_control(&client, n, "evaluated", Duration::from_secs(30), |c| {
             condition(c, READY).is_some()
@@ -171,13 +169,6 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
     assert!(html.contains(&bad) && html.contains("@media print"));
     assert!(md.contains("Compliant"));
     assert_renders_in_chromium(&html);
-    drop(prom);
-    for n in [bad, good] {
-        Api::<Control>::all(client.clone())
-            .delete(&n, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
 }
 
 /// Renders `html` in headless Chromium (Debian's `chromium`) and checks the
@@ -240,7 +231,7 @@ fn assert_renders_in_chromium(html: &str) {
 #[tokio::test]
 async fn check_reads_the_live_cluster() {
     let client = support::client().await;
-    let ns = TestNamespace::new(&client, "live-check").await;
+    let ns = support::namespace(&client, "live-check").await;
     let controls = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         controls.path(),

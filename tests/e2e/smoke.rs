@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -18,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::support::{self, TestNamespace, eventually};
+use crate::support::{self, eventually};
 
 const WIDGET_CRD: &str = "widgets.smoke.soc2-operator.dev";
 
@@ -101,7 +100,7 @@ async fn crd_becomes_established_and_rejects_schema_violations() {
     assert!(established, "CRD has no Established=True condition");
 
     // The structural schema is enforced by the real API server.
-    let ns = TestNamespace::new(&client, "smoke-crd").await;
+    let ns = support::namespace(&client, "smoke-crd").await;
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ar);
     let bad: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "smoke.soc2-operator.dev/v1", "kind": "Widget",
@@ -122,7 +121,7 @@ async fn crd_becomes_established_and_rejects_schema_violations() {
 #[tokio::test]
 async fn server_side_apply_records_the_field_manager() {
     let client = support::client().await;
-    let ns = TestNamespace::new(&client, "smoke-ssa").await;
+    let ns = support::namespace(&client, "smoke-ssa").await;
     let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns.name);
     let policy = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -168,7 +167,7 @@ async fn server_side_apply_records_the_field_manager() {
 #[tokio::test]
 async fn watch_sees_an_update() {
     let client = support::client().await;
-    let ns = TestNamespace::new(&client, "smoke-watch").await;
+    let ns = support::namespace(&client, "smoke-watch").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "watched"}, "data": {"value": "one"}
@@ -217,7 +216,7 @@ async fn watch_sees_an_update() {
 async fn status_subresource_is_patched_separately() {
     let client = support::client().await;
     let ar = ensure_widget_crd(&client).await;
-    let ns = TestNamespace::new(&client, "smoke-status").await;
+    let ns = support::namespace(&client, "smoke-status").await;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &ar);
     let w: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "smoke.soc2-operator.dev/v1", "kind": "Widget",
@@ -264,8 +263,8 @@ async fn status_subresource_is_patched_separately() {
 #[tokio::test]
 async fn service_account_token_is_forbidden_outside_its_role() {
     let admin = support::client().await;
-    let ns = TestNamespace::new(&admin, "smoke-rbac").await;
-    let other = TestNamespace::new(&admin, "smoke-rbac-other").await;
+    let ns = support::namespace(&admin, "smoke-rbac").await;
+    let other = support::namespace(&admin, "smoke-rbac-other").await;
     let sa_api: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
     sa_api
         .create(
@@ -319,17 +318,8 @@ async fn service_account_token_is_forbidden_outside_its_role() {
         .await
         .unwrap();
 
-    let tr: TokenRequest = serde_json::from_value(json!({
-        "spec": {"audiences": [], "expirationSeconds": 600}
-    }))
-    .unwrap();
-    let token = sa_api
-        .create_token_request("reader", &PostParams::default(), &tr)
+    let token = support::token_for(&admin, &ns.name, "reader", Duration::from_secs(600))
         .await
-        .expect("TokenRequest")
-        .status
-        .expect("token status")
-        .token
         .expect("a token in the TokenRequest status");
 
     let mut config = support::admin_config().await;
@@ -379,7 +369,7 @@ async fn service_account_token_is_forbidden_outside_its_role() {
 #[tokio::test]
 async fn garbage_collector_deletes_objects_of_a_deleted_owner() {
     let client = support::client().await;
-    let ns = TestNamespace::new(&client, "smoke-gc").await;
+    let ns = support::namespace(&client, "smoke-gc").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let owner = api
         .create(

@@ -1,17 +1,91 @@
-//! Helpers for tests that drive the operator through Controls.
+//! Helpers for tests that drive the operator through Controls: each test's
+//! Controls carry its own value of [`TEST_LABEL`], its operator manages only
+//! those, and a [`TestControls`] guard deletes them when the test ends.
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use soc2_operator::api::Control;
 use soc2_operator::api::conditions::{COMPLIANT, find};
 
-use super::eventually;
-use super::operator::TEST_LABEL;
+use super::{Operator, control_plane, eventually, unique_name};
 
-/// Applies a Control labelled for this test's operator.
-pub async fn apply_control(client: &Client, name: &str, test: &str, spec: Value) -> Control {
+/// The label that assigns Controls to one test (and its operator).
+pub const TEST_LABEL: &str = "soc2-operator.dev/test";
+
+/// One test's Controls: a fresh value of [`TEST_LABEL`]
+/// (`<prefix>-<pid>-<n>`) for [`apply_control`] and [`start_operator`]; when
+/// dropped — also on panic — every Control carrying it is deleted from the
+/// cluster it was made for. Declare it before the test's operator, so that
+/// the operator is stopped first.
+pub struct TestControls {
+    value: String,
+    kubeconfig: PathBuf,
+}
+
+impl TestControls {
+    /// A fresh label value for Controls on the shared control plane.
+    pub fn new(prefix: &str) -> Self {
+        Self::on(&control_plane().kubeconfig, prefix)
+    }
+
+    /// A fresh label value for Controls on the cluster of `kubeconfig`
+    /// (drop it before that cluster is stopped).
+    pub fn on(kubeconfig: &Path, prefix: &str) -> Self {
+        TestControls {
+            value: unique_name(prefix),
+            kubeconfig: kubeconfig.to_path_buf(),
+        }
+    }
+
+    /// The label value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The label selector of these Controls: `soc2-operator.dev/test=<value>`.
+    pub fn selector(&self) -> String {
+        format!("{TEST_LABEL}={}", self.value)
+    }
+}
+
+impl Drop for TestControls {
+    fn drop(&mut self) {
+        let selector = self.selector();
+        soc2_test_support::with_fresh_client(&self.kubeconfig, move |client| async move {
+            let api: Api<Control> = Api::all(client);
+            let _ = api
+                .delete_collection(
+                    &DeleteParams::default(),
+                    &ListParams::default().labels(&selector),
+                )
+                .await;
+        });
+    }
+}
+
+/// Starts this package's `soc2-operator` binary for `test`'s Controls on the
+/// cluster of `kubeconfig`, without leader election unless `extra` sets
+/// `--leader-election` (see [`Operator::start`]).
+pub fn start_operator(kubeconfig: &Path, test: &TestControls, extra: &[&str]) -> Operator {
+    Operator::start(
+        Path::new(env!("CARGO_BIN_EXE_soc2-operator")),
+        kubeconfig,
+        &test.selector(),
+        extra,
+    )
+}
+
+/// Applies (server-side, field manager `soc2-e2e`) Control `name` with
+/// `spec`, labelled for `test`.
+pub async fn apply_control(
+    client: &Client,
+    name: &str,
+    test: &TestControls,
+    spec: Value,
+) -> Control {
     let api: Api<Control> = Api::all(client.clone());
     api.patch(
         name,
@@ -19,7 +93,7 @@ pub async fn apply_control(client: &Client, name: &str, test: &str, spec: Value)
         &Patch::Apply(json!({
             "apiVersion": "soc2-operator.dev/v1alpha1",
             "kind": "Control",
-            "metadata": {"name": name, "labels": {TEST_LABEL: test}},
+            "metadata": {"name": name, "labels": {TEST_LABEL: test.value()}},
             "spec": spec,
         })),
     )
@@ -35,7 +109,6 @@ pub fn condition(c: &Control, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
-/// Waits until the Control satisfies `pred`; returns it.
 /// Waits until the Control satisfies `pred`; returns it.
 pub async fn wait_control(
     client: &Client,

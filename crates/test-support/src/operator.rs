@@ -1,17 +1,14 @@
-//! Runs the real `soc2-operator` binary against a test control plane: each
-//! test's operator manages only the Controls labelled with its own value of
-//! [`TEST_LABEL`], serves metrics on a free loopback port, and is stopped when
-//! dropped (and, via `--exit-with-parent`, when the test process dies).
+//! Runs the real `soc2-operator` binary against a test control plane: it
+//! manages only the Controls its `--control-selector` matches, serves metrics
+//! on a free loopback port, and is stopped when dropped (and, via
+//! `--exit-with-parent`, when the test process dies).
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The label that assigns Controls to one test's operator.
-pub const TEST_LABEL: &str = "soc2-operator.dev/test";
-
-/// A running operator process.
+/// A running operator process. Test-only: its methods panic with context.
 pub struct Operator {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -20,21 +17,37 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts the operator for Controls labelled `TEST_LABEL=<selector_value>`
-    /// on the cluster of `kubeconfig`, with `extra` flags; waits until it serves.
-    pub fn start(kubeconfig: &Path, selector_value: &str, extra: &[&str]) -> Operator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soc2-operator"))
-            .args([
-                "--log-format",
-                "json",
-                "run",
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--exit-with-parent",
-            ])
-            .arg("--control-selector")
-            .arg(format!("{TEST_LABEL}={selector_value}"))
-            .args(["--debounce", "50ms"])
+    /// Starts the operator binary `bin` (in the root package's tests
+    /// `env!("CARGO_BIN_EXE_soc2-operator")`) as `run` for the Controls
+    /// matching the label selector `control_selector`, on the cluster of
+    /// `kubeconfig`, with JSON logs, `--debounce 50ms`, without leader
+    /// election unless `extra` sets `--leader-election` itself, then the
+    /// `extra` flags; waits until it serves (30 s at most).
+    ///
+    /// Panics: the process cannot start, or does not serve within 30 s (with
+    /// its logs).
+    pub fn start(
+        bin: &Path,
+        kubeconfig: &Path,
+        control_selector: &str,
+        extra: &[&str],
+    ) -> Operator {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--log-format",
+            "json",
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--exit-with-parent",
+        ])
+        .args(["--control-selector", control_selector])
+        .args(["--debounce", "50ms"]);
+        // `--leader-election` may be given once only.
+        if !extra.iter().any(|a| a.starts_with("--leader-election")) {
+            cmd.arg("--leader-election=false");
+        }
+        let mut child = cmd
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info")
@@ -72,7 +85,8 @@ impl Operator {
         }
     }
 
-    /// GET a path; `None` on any error.
+    /// GET `path` (e.g. `/readyz`) with a 5 s timeout: `(status code, body)`;
+    /// `None` on any transport error.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -95,7 +109,7 @@ impl Operator {
         metric_value(&self.metrics(), series)
     }
 
-    /// Everything logged so far.
+    /// Everything logged so far (JSON lines).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
@@ -106,7 +120,8 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for a graceful exit; returns the exit status code.
+    /// SIGTERM and wait (10 s at most, then SIGKILL) for a graceful exit;
+    /// returns the exit status code (`None` when killed).
     pub fn terminate(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -128,7 +143,9 @@ impl Drop for Operator {
     }
 }
 
-/// The value of `series` in Prometheus text `text`.
+/// The value of the sample `series` (name plus labels exactly as rendered,
+/// e.g. `soc2_status_writes_total`) in the Prometheus text exposition `text`,
+/// if present and numeric.
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
         let (name, value) = l.rsplit_once(' ')?;
