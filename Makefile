@@ -47,11 +47,12 @@ bench-engine:
 	$(CARGO) bench --bench engine
 
 ## bench-scale: the operator on a fresh local control plane per namespace count; writes bench/results.json
-## (NAMESPACES=1000,10000 TRIALS=50 by default: about 25 minutes on 2 cores)
+## (NAMESPACES=1000,10000 TRIALS=50 OUTPUT=bench/results.json by default: about 25 minutes on 2 cores)
 NAMESPACES ?= 1000,10000
 TRIALS ?= 50
+OUTPUT ?= bench/results.json
 bench-scale: control-plane
-	$(CARGO) bench --bench scale -- --namespaces $(NAMESPACES) --trials $(TRIALS) --output bench/results.json
+	$(CARGO) bench --bench scale -- --namespaces $(NAMESPACES) --trials $(TRIALS) --output $(OUTPUT)
 
 ## demo: the main job on a local cluster with real workloads (see README)
 demo:

@@ -44,11 +44,7 @@ struct ControlLabels {
 /// The operator's metrics, registered in their own [`Registry`].
 pub struct Metrics {
     registry: Registry,
-    control_compliant: GaugeVec,
-    control_violations: GaugeVec,
-    control_resources_checked: GaugeVec,
-    control_last_evaluation: GaugeVec,
-    control_ready: GaugeVec,
+    control: ControlSeries,
     criterion_compliant: GaugeVec,
     evaluation_duration: Histogram,
     evaluations: IntCounterVec,
@@ -59,6 +55,63 @@ pub struct Metrics {
     leader: IntGauge,
     resync_interval: prometheus::Gauge,
     controls: Mutex<BTreeMap<String, ControlLabels>>,
+}
+
+/// The per-Control series (label `control`, plus category and severity for
+/// the verdict series).
+struct ControlSeries {
+    compliant: GaugeVec,
+    violations: GaugeVec,
+    resources_checked: GaugeVec,
+    last_evaluation: GaugeVec,
+    ready: GaugeVec,
+}
+
+impl ControlSeries {
+    fn new(registry: &Registry) -> Self {
+        ControlSeries {
+            compliant: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_compliant",
+                    "1 when the Control is compliant, 0 when not.",
+                    &CONTROL_LABELS,
+                ),
+            ),
+            violations: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_violations",
+                    "Violations found by the last evaluation of the Control.",
+                    &CONTROL_LABELS,
+                ),
+            ),
+            resources_checked: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_resources_checked",
+                    "Objects the last evaluation of the Control looked at.",
+                    &["control"],
+                ),
+            ),
+            last_evaluation: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_last_evaluation_timestamp_seconds",
+                    "Unix time of the last evaluation of the Control.",
+                    &["control"],
+                ),
+            ),
+            ready: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_ready",
+                    "1 when the Control's spec is valid and was evaluated.",
+                    &["control"],
+                ),
+            ),
+        }
+    }
 }
 
 /// Every `reason` of `soc2_reconcile_errors_total`, exported from 0 so that
@@ -82,6 +135,14 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 const CONTROL_LABELS: [&str; 3] = ["control", "category", "severity"];
 
+/// `collector`, registered in `registry` (names are static and unique).
+fn registered<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("unique metric names");
+    collector
+}
+
 /// `soc2_evaluation_duration_seconds`, buckets from 0.5 ms to 5 s.
 fn evaluation_histogram() -> Histogram {
     Histogram::with_opts(
@@ -102,109 +163,66 @@ impl Metrics {
     /// # Panics
     /// Never: names and labels are static and valid.
     pub fn new(version: &str) -> Self {
+        let registry = Registry::new();
         let m = Metrics {
-            control_compliant: gauge_vec(
-                "soc2_control_compliant",
-                "1 when the Control is compliant, 0 when not.",
-                &CONTROL_LABELS,
-            ),
-            control_violations: gauge_vec(
-                "soc2_control_violations",
-                "Violations found by the last evaluation of the Control.",
-                &CONTROL_LABELS,
-            ),
-            control_resources_checked: gauge_vec(
-                "soc2_control_resources_checked",
-                "Objects the last evaluation of the Control looked at.",
-                &["control"],
-            ),
-            control_last_evaluation: gauge_vec(
-                "soc2_control_last_evaluation_timestamp_seconds",
-                "Unix time of the last evaluation of the Control.",
-                &["control"],
-            ),
-            control_ready: gauge_vec(
-                "soc2_control_ready",
-                "1 when the Control's spec is valid and was evaluated.",
-                &["control"],
-            ),
-            criterion_compliant: gauge_vec(
+            control: ControlSeries::new(&registry),
+            criterion_compliant: registered(&registry, gauge_vec(
                 "soc2_criterion_compliant",
                 "1 when every Control mapped to the SOC 2 criterion is compliant.",
                 &["criterion"],
-            ),
-            evaluation_duration: evaluation_histogram(),
-            evaluations: counter_vec(
+            )),
+            evaluation_duration: registered(&registry, evaluation_histogram()),
+            evaluations: registered(&registry, counter_vec(
                 "soc2_evaluations_total",
                 "Control evaluations, by mode: full, or incremental (only the namespaces or the cluster-wide part that changed).",
                 &["mode"],
-            ),
-            reconcile_errors: counter_vec(
+            )),
+            reconcile_errors: registered(&registry, counter_vec(
                 "soc2_reconcile_errors_total",
                 "Failed reconciliations, by reason.",
                 &["reason"],
-            ),
-            watch_events: counter_vec(
+            )),
+            watch_events: registered(&registry, counter_vec(
                 "soc2_watch_events_total",
                 "Watch events received, by kind.",
                 &["kind"],
-            ),
-            cache_objects: IntGaugeVec::new(
+            )),
+            cache_objects: registered(&registry, IntGaugeVec::new(
                 Opts::new("soc2_cache_objects", "Objects in the shared cache, by kind."),
                 &["kind"],
             )
-            .expect("valid metric"),
-            status_writes: IntCounter::new(
+            .expect("valid metric")),
+            status_writes: registered(&registry, IntCounter::new(
                 "soc2_status_writes_total",
                 "Control status patches sent to the API server.",
             )
-            .expect("valid metric"),
-            leader: IntGauge::new(
+            .expect("valid metric")),
+            leader: registered(&registry, IntGauge::new(
                 "soc2_leader",
                 "1 while this replica holds the leader Lease and writes status.",
             )
-            .expect("valid metric"),
-            resync_interval: prometheus::Gauge::new(
+            .expect("valid metric")),
+            resync_interval: registered(&registry, prometheus::Gauge::new(
                 "soc2_resync_interval_seconds",
                 "The configured resync interval: every Control is re-evaluated at least this often.",
             )
-            .expect("valid metric"),
+            .expect("valid metric")),
             controls: Mutex::new(BTreeMap::new()),
-            registry: Registry::new(),
+            registry,
         };
         for reason in RECONCILE_ERROR_REASONS {
             m.reconcile_errors.with_label_values(&[reason]);
         }
-        m.register_all(version);
-        m
-    }
-
-    fn register_all(&self, version: &str) {
-        let build_info = IntGaugeVec::new(
-            Opts::new("soc2_build_info", "Build information; always 1."),
-            &["version"],
-        )
-        .expect("valid metric");
+        let build_info = registered(
+            &m.registry,
+            IntGaugeVec::new(
+                Opts::new("soc2_build_info", "Build information; always 1."),
+                &["version"],
+            )
+            .expect("valid metric"),
+        );
         build_info.with_label_values(&[version]).set(1);
-        for c in [
-            Box::new(self.control_compliant.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(self.control_violations.clone()),
-            Box::new(self.control_resources_checked.clone()),
-            Box::new(self.control_last_evaluation.clone()),
-            Box::new(self.control_ready.clone()),
-            Box::new(self.criterion_compliant.clone()),
-            Box::new(self.evaluation_duration.clone()),
-            Box::new(self.evaluations.clone()),
-            Box::new(self.reconcile_errors.clone()),
-            Box::new(self.watch_events.clone()),
-            Box::new(self.cache_objects.clone()),
-            Box::new(self.status_writes.clone()),
-            Box::new(self.leader.clone()),
-            Box::new(self.resync_interval.clone()),
-            Box::new(build_info),
-        ] {
-            self.registry.register(c).expect("unique metric names");
-        }
+        m
     }
 
     /// One evaluation took `seconds`, `mode` `full` or `incremental`.
@@ -268,25 +286,30 @@ impl Metrics {
         let l = [name.as_str(), &labels.category, &labels.severity];
         match labels.compliant {
             Some(c) => {
-                self.control_compliant
+                self.control
+                    .compliant
                     .with_label_values(&l)
                     .set(f64::from(u8::from(c)));
-                self.control_violations
+                self.control
+                    .violations
                     .with_label_values(&l)
                     .set(eval.violations.len() as f64);
             }
             None => {
-                let _ = self.control_compliant.remove_label_values(&l);
-                let _ = self.control_violations.remove_label_values(&l);
+                let _ = self.control.compliant.remove_label_values(&l);
+                let _ = self.control.violations.remove_label_values(&l);
             }
         }
-        self.control_ready
+        self.control
+            .ready
             .with_label_values(&[&name])
             .set(f64::from(u8::from(eval.invalid.is_none())));
-        self.control_resources_checked
+        self.control
+            .resources_checked
             .with_label_values(&[&name])
             .set(eval.resources_checked as f64);
-        self.control_last_evaluation
+        self.control
+            .last_evaluation
             .with_label_values(&[&name])
             .set(eval.evaluated_at.as_millisecond() as f64 / 1000.0);
         controls.insert(name, labels);
@@ -300,11 +323,11 @@ impl Metrics {
         let mut controls = self.controls.lock().expect("metrics lock");
         if let Some(old) = controls.get_mut(name) {
             let l = [name, old.category.as_str(), old.severity.as_str()];
-            let _ = self.control_compliant.remove_label_values(&l);
-            let _ = self.control_violations.remove_label_values(&l);
+            let _ = self.control.compliant.remove_label_values(&l);
+            let _ = self.control.violations.remove_label_values(&l);
             old.compliant = None;
         }
-        self.control_ready.with_label_values(&[name]).set(0.0);
+        self.control.ready.with_label_values(&[name]).set(0.0);
         self.update_criteria(&controls);
     }
 
@@ -319,11 +342,11 @@ impl Metrics {
 
     fn remove_series(&self, name: &str, old: &ControlLabels) {
         let l = [name, old.category.as_str(), old.severity.as_str()];
-        let _ = self.control_compliant.remove_label_values(&l);
-        let _ = self.control_violations.remove_label_values(&l);
-        let _ = self.control_resources_checked.remove_label_values(&[name]);
-        let _ = self.control_last_evaluation.remove_label_values(&[name]);
-        let _ = self.control_ready.remove_label_values(&[name]);
+        let _ = self.control.compliant.remove_label_values(&l);
+        let _ = self.control.violations.remove_label_values(&l);
+        let _ = self.control.resources_checked.remove_label_values(&[name]);
+        let _ = self.control.last_evaluation.remove_label_values(&[name]);
+        let _ = self.control.ready.remove_label_values(&[name]);
     }
 
     /// `soc2_criterion_compliant`: 1 when every evaluated Control of the criterion

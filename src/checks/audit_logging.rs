@@ -9,9 +9,11 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::apiserver;
-use crate::api::{AuditLoggingCheck, Check, Evidence, Verification};
+use crate::api::{AuditLoggingCheck, Evidence, Verification};
 use crate::snapshot::{Kind, KindSet, name_of};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, violation};
+use crate::vocabulary::{
+    Context, Family, InvalidSpec, Locality, Outcome, list_some, member, violation,
+};
 
 /// The audit policy flag.
 pub const POLICY_FLAG: &str = "--audit-policy-file";
@@ -24,11 +26,10 @@ pub const WEBHOOK_FLAG: &str = "--audit-webhook-config-file";
 pub struct AuditLogging;
 
 impl Family for AuditLogging {
-    const MEMBER: &'static str = "auditLogging";
-    type Spec = AuditLoggingCheck;
+    member!(audit_logging: AuditLoggingCheck = "auditLogging");
 
-    fn spec(check: &Check) -> Option<&AuditLoggingCheck> {
-        check.audit_logging.as_ref()
+    fn evidence(_spec: &AuditLoggingCheck) -> &'static str {
+        "kube-apiserver audit flags (or attestation)"
     }
 
     /// Kinds read: Pod (kube-system).
@@ -44,10 +45,6 @@ impl Family for AuditLogging {
 
     fn evaluate(spec: &AuditLoggingCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &AuditLoggingCheck) -> &'static str {
-        "kube-apiserver audit flags (or attestation)"
     }
 }
 

@@ -14,19 +14,18 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
 
-use crate::api::{AvailabilityCheck, Check};
+use crate::api::AvailabilityCheck;
 use crate::snapshot::{Kind, KindSet, name_of};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, violation};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member, violation};
 
 /// The `availability` check family.
 pub struct Availability;
 
 impl Family for Availability {
-    const MEMBER: &'static str = "availability";
-    type Spec = AvailabilityCheck;
+    member!(availability: AvailabilityCheck = "availability");
 
-    fn spec(check: &Check) -> Option<&AvailabilityCheck> {
-        check.availability.as_ref()
+    fn evidence(_spec: &AvailabilityCheck) -> &'static str {
+        "Deployments, StatefulSets and PodDisruptionBudgets"
     }
 
     /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
@@ -51,10 +50,6 @@ impl Family for Availability {
 
     fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &AvailabilityCheck) -> &'static str {
-        "Deployments, StatefulSets and PodDisruptionBudgets"
     }
 }
 

@@ -18,15 +18,15 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 
-use crate::api::{BackupCheck, Check, Evidence, Verification};
+use crate::api::{BackupCheck, Evidence, Verification};
 use crate::resources::velero::{
     Backup, BackupStorageLocation, BackupTemplate, Restore, SCHEDULE_NAME_LABEL, Schedule,
 };
 use crate::resources::volume_snapshot::VolumeSnapshot;
 use crate::snapshot::{Kind, KindSet, labels_of, name_of, namespace_of};
 use crate::vocabulary::{
-    Context, Family, InvalidSpec, Locality, Outcome, human, list_some, parse_duration, parse_time,
-    violation,
+    Context, Family, InvalidSpec, Locality, Outcome, human, list_some, member, parse_duration,
+    parse_time, violation,
 };
 
 /// The storage location name a backup uses when neither it nor the default
@@ -48,11 +48,18 @@ const VELERO_KINDS: [Kind; 3] = [
 pub struct Backups;
 
 impl Family for Backups {
-    const MEMBER: &'static str = "backup";
-    type Spec = BackupCheck;
+    member!(backup: BackupCheck = "backup");
 
-    fn spec(check: &Check) -> Option<&BackupCheck> {
-        check.backup.as_ref()
+    fn evidence(spec: &BackupCheck) -> &'static str {
+        match (spec.restore_tested_within.is_some(), spec.volume_snapshots) {
+            (true, _) => {
+                "Velero Schedules, Completed Backups, BackupStorageLocations, Completed Restores"
+            }
+            (_, true) => {
+                "Velero Schedules, Completed Backups, BackupStorageLocations; CSI VolumeSnapshots of each PVC"
+            }
+            _ => "Velero Schedules, Completed Backups, BackupStorageLocations",
+        }
     }
 
     /// Kinds read: Velero Schedule, Backup, Restore, BackupStorageLocation;
@@ -77,18 +84,6 @@ impl Family for Backups {
 
     fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(spec: &BackupCheck) -> &'static str {
-        match (spec.restore_tested_within.is_some(), spec.volume_snapshots) {
-            (true, _) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations, Completed Restores"
-            }
-            (_, true) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations; CSI VolumeSnapshots of each PVC"
-            }
-            _ => "Velero Schedules, Completed Backups, BackupStorageLocations",
-        }
     }
 }
 

@@ -25,14 +25,16 @@ use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::apiserver;
 use crate::api::{
-    Check, EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
+    EncryptionCheck, Evidence, InTransitCheck, SecretEncryption, StorageClassEncryption,
     Verification,
 };
 use crate::resources::gateway::{Gateway, HTTPRoute, Listener};
 use crate::snapshot::{
     BETA_CLASS_ANNOTATION, Kind, KindSet, StorageTransformation, labels_of, name_of, namespace_of,
 };
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, violation};
+use crate::vocabulary::{
+    Context, Family, InvalidSpec, Locality, Outcome, list_some, member, violation,
+};
 
 /// Annotation marking the default StorageClass (and its beta predecessor).
 pub const DEFAULT_CLASS_ANNOTATIONS: [&str; 2] = [
@@ -47,11 +49,20 @@ pub const ENCRYPTION_FLAG: &str = "--encryption-provider-config";
 pub struct Encryption;
 
 impl Family for Encryption {
-    const MEMBER: &'static str = "encryption";
-    type Spec = EncryptionCheck;
+    member!(encryption: EncryptionCheck = "encryption");
 
-    fn spec(check: &Check) -> Option<&EncryptionCheck> {
-        check.encryption.as_ref()
+    fn evidence(spec: &EncryptionCheck) -> &'static str {
+        match (&spec.in_transit, &spec.at_rest) {
+            (Some(_), None) => "Ingress TLS hosts; Gateway listeners and HTTPRoutes",
+            (None, Some(r)) if r.secrets.is_some() && r.storage_classes.is_some() => {
+                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation); PVC StorageClasses"
+            }
+            (None, Some(r)) if r.secrets.is_some() => {
+                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation)"
+            }
+            (None, Some(_)) => "StorageClass parameters and provisioners of each PVC",
+            _ => "Ingress and Gateway TLS; StorageClasses; kube-apiserver encryption evidence",
+        }
     }
 
     /// Kinds read: Ingress, Gateway, HTTPRoute (in transit); PVC,
@@ -90,20 +101,6 @@ impl Family for Encryption {
 
     fn evaluate(spec: &EncryptionCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(spec: &EncryptionCheck) -> &'static str {
-        match (&spec.in_transit, &spec.at_rest) {
-            (Some(_), None) => "Ingress TLS hosts; Gateway listeners and HTTPRoutes",
-            (None, Some(r)) if r.secrets.is_some() && r.storage_classes.is_some() => {
-                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation); PVC StorageClasses"
-            }
-            (None, Some(r)) if r.secrets.is_some() => {
-                "kube-apiserver --encryption-provider-config or storage-transformation metrics (or attestation)"
-            }
-            (None, Some(_)) => "StorageClass parameters and provisioners of each PVC",
-            _ => "Ingress and Gateway TLS; StorageClasses; kube-apiserver encryption evidence",
-        }
     }
 
     /// The Secrets check reads the API server's storage-transformation metrics.

@@ -6,19 +6,18 @@
 //! `allowedRegistries` and, with `requireDigest`, is pinned by digest
 //! (`…@sha256:<64 hex>`), so that a tag cannot be moved under a running service.
 use super::workloads::{self, Workload};
-use crate::api::{Check, ImageProvenanceCheck};
+use crate::api::ImageProvenanceCheck;
 use crate::snapshot::{Kind, KindSet};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, member};
 
 /// The `imageProvenance` check family.
 pub struct ImageProvenance;
 
 impl Family for ImageProvenance {
-    const MEMBER: &'static str = "imageProvenance";
-    type Spec = ImageProvenanceCheck;
+    member!(image_provenance: ImageProvenanceCheck = "imageProvenance");
 
-    fn spec(check: &Check) -> Option<&ImageProvenanceCheck> {
-        check.image_provenance.as_ref()
+    fn evidence(_spec: &ImageProvenanceCheck) -> &'static str {
+        "Container images of Deployments, StatefulSets and DaemonSets"
     }
 
     /// Kinds read: Deployment, StatefulSet, DaemonSet.
@@ -34,10 +33,6 @@ impl Family for ImageProvenance {
 
     fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &ImageProvenanceCheck) -> &'static str {
-        "Container images of Deployments, StatefulSets and DaemonSets"
     }
 }
 

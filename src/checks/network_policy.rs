@@ -15,19 +15,18 @@ use k8s_openapi::api::networking::v1::{
 
 use k8s_openapi::api::core::v1::Namespace;
 
-use crate::api::{Check, NetworkPolicyCheck};
+use crate::api::NetworkPolicyCheck;
 use crate::snapshot::{Kind, KindSet, name_of};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, violation};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member, violation};
 
 /// The `networkPolicy` check family.
 pub struct NetworkPolicies;
 
 impl Family for NetworkPolicies {
-    const MEMBER: &'static str = "networkPolicy";
-    type Spec = NetworkPolicyCheck;
+    member!(network_policy: NetworkPolicyCheck = "networkPolicy");
 
-    fn spec(check: &Check) -> Option<&NetworkPolicyCheck> {
-        check.network_policy.as_ref()
+    fn evidence(_spec: &NetworkPolicyCheck) -> &'static str {
+        "NetworkPolicies of each namespace in scope"
     }
 
     /// Kinds read: NetworkPolicy.
@@ -46,10 +45,6 @@ impl Family for NetworkPolicies {
 
     fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &NetworkPolicyCheck) -> &'static str {
-        "NetworkPolicies of each namespace in scope"
     }
 }
 

@@ -15,10 +15,10 @@ use k8s_openapi::api::rbac::v1::{
 };
 use kube::core::SelectorExt;
 
-use crate::api::{Check, RbacCheck, SubjectKind, SubjectMatcher};
+use crate::api::{RbacCheck, SubjectKind, SubjectMatcher};
 use crate::snapshot::{Kind, KindSet, labels_of, name_of};
 use crate::vocabulary::{
-    Context, Family, InvalidSpec, Locality, Outcome, parse_selector, violation,
+    Context, Family, InvalidSpec, Locality, Outcome, member, parse_selector, violation,
 };
 
 /// Subjects that are never allowed to hold admin rights, even with
@@ -45,11 +45,10 @@ pub const SYSTEM_COMPONENT_USERS: [&str; 5] = [
 pub struct Rbac;
 
 impl Family for Rbac {
-    const MEMBER: &'static str = "rbac";
-    type Spec = RbacCheck;
+    member!(rbac: RbacCheck = "rbac");
 
-    fn spec(check: &Check) -> Option<&RbacCheck> {
-        check.rbac.as_ref()
+    fn evidence(_spec: &RbacCheck) -> &'static str {
+        "ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (aggregation resolved)"
     }
 
     /// Kinds read: ClusterRole, ClusterRoleBinding, Role, RoleBinding.
@@ -75,10 +74,6 @@ impl Family for Rbac {
 
     fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &RbacCheck) -> &'static str {
-        "ClusterRoles, ClusterRoleBindings, Roles, RoleBindings (aggregation resolved)"
     }
 }
 

@@ -7,19 +7,18 @@
 //! optionally no `hostPath` volumes and no added capabilities beyond
 //! `NET_BIND_SERVICE`.
 use super::workloads::{self, Workload};
-use crate::api::{Check, WorkloadSecurityCheck};
+use crate::api::WorkloadSecurityCheck;
 use crate::snapshot::{Kind, KindSet};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome};
+use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member};
 
 /// The `workloadSecurity` check family.
 pub struct WorkloadSecurity;
 
 impl Family for WorkloadSecurity {
-    const MEMBER: &'static str = "workloadSecurity";
-    type Spec = WorkloadSecurityCheck;
+    member!(workload_security: WorkloadSecurityCheck = "workloadSecurity");
 
-    fn spec(check: &Check) -> Option<&WorkloadSecurityCheck> {
-        check.workload_security.as_ref()
+    fn evidence(_spec: &WorkloadSecurityCheck) -> &'static str {
+        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
     }
 
     /// Kinds read: Deployment, StatefulSet, DaemonSet.
@@ -35,10 +34,6 @@ impl Family for WorkloadSecurity {
 
     fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         evaluate(spec, cx)
-    }
-
-    fn evidence(_spec: &WorkloadSecurityCheck) -> &'static str {
-        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
     }
 }
 

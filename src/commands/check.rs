@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::escape_markup as xml_escape;
 use crate::api::{Control, Severity};
 use crate::engine::{Evaluation, Verdict, evaluate};
 use crate::snapshot::Snapshot;
@@ -306,13 +307,6 @@ fn table(outcomes: &[ControlResult], errors: &[InputError], color: bool) -> Stri
         ));
     }
     out
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn junit(outcomes: &[ControlResult], errors: &[InputError]) -> String {

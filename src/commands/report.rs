@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::escape_markup as esc;
 use crate::api::Control;
 use crate::api::conditions::{COMPLIANT, READY, find};
 
@@ -211,11 +212,29 @@ fn markdown(b: &Value) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The string at `key` of `v`, or `""`.
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+/// A Control's evidence (`source (verification): message`), then its first
+/// violations (`kind name: message`), for the HTML table.
+fn details(c: &Value) -> Vec<String> {
+    let list = |key: &str| c[key].as_array().into_iter().flatten();
+    list("evidence")
+        .map(|e| {
+            let (source, how) = (text(e, "source"), text(e, "verification"));
+            format!("{source} ({how}): {}", text(e, "message"))
+        })
+        .chain(list("firstViolations").map(|x| {
+            format!(
+                "{} {}: {}",
+                text(x, "kind"),
+                text(x, "name"),
+                text(x, "message")
+            )
+        }))
+        .collect()
 }
 
 fn html(b: &Value) -> String {
@@ -237,33 +256,7 @@ fn html(b: &Value) -> String {
             for c in controls.as_array().into_iter().flatten() {
                 let v = verdict(c);
                 let class = if v == "Compliant" { "ok" } else { "bad" };
-                let mut details: Vec<String> = c["evidence"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        format!(
-                            "{} ({}): {}",
-                            e["source"].as_str().unwrap_or(""),
-                            e["verification"].as_str().unwrap_or(""),
-                            e["message"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                details.extend(
-                    c["firstViolations"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|x| {
-                            format!(
-                                "{} {}: {}",
-                                x["kind"].as_str().unwrap_or(""),
-                                x["name"].as_str().unwrap_or(""),
-                                x["message"].as_str().unwrap_or("")
-                            )
-                        }),
-                );
+                let details = details(c);
                 out.push_str(&format!(
                     "<tr><td><b>{}</b><br>{}</td><td class=\"{class}\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                     esc(c["name"].as_str().unwrap_or("")),

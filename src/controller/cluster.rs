@@ -44,6 +44,9 @@ impl ReconcileError {
     }
 }
 
+/// A request to the API server, answered or failed.
+pub type Request<'a> = BoxFuture<'a, Result<(), ReconcileError>>;
+
 /// The cluster as the controller uses it.
 pub trait Cluster: Send + Sync + 'static {
     /// Starts the watch of `kind`, feeding `core`'s caches
@@ -52,14 +55,10 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Writes Control `name`'s status by server-side apply (field manager
     /// [`FIELD_MANAGER`], forced).
-    fn patch_status<'a>(
-        &'a self,
-        name: &'a str,
-        status: &'a ControlStatus,
-    ) -> BoxFuture<'a, Result<(), ReconcileError>>;
+    fn patch_status<'a>(&'a self, name: &'a str, status: &'a ControlStatus) -> Request<'a>;
 
     /// Creates `event` in its namespace.
-    fn create_event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ReconcileError>>;
+    fn create_event<'a>(&'a self, event: &'a Event) -> Request<'a>;
 
     /// The API server's `/metrics` text (Prometheus exposition format), or
     /// why it could not be read.
@@ -99,11 +98,7 @@ impl Cluster for KubeCluster {
         })
     }
 
-    fn patch_status<'a>(
-        &'a self,
-        name: &'a str,
-        status: &'a ControlStatus,
-    ) -> BoxFuture<'a, Result<(), ReconcileError>> {
+    fn patch_status<'a>(&'a self, name: &'a str, status: &'a ControlStatus) -> Request<'a> {
         Box::pin(async move {
             let api: Api<Control> = Api::all(self.client.clone());
             let body = json!({
@@ -123,7 +118,7 @@ impl Cluster for KubeCluster {
         })
     }
 
-    fn create_event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ReconcileError>> {
+    fn create_event<'a>(&'a self, event: &'a Event) -> Request<'a> {
         Box::pin(async move {
             let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
             let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);

@@ -216,6 +216,14 @@ mod tests {
 
     const UID: Option<&str> = Some("u1");
 
+    /// Two statuses of different content.
+    fn two() -> (ControlStatus, ControlStatus) {
+        (
+            status(1, "2026-01-01T00:00:00Z"),
+            status(2, "2026-01-01T00:00:01Z"),
+        )
+    }
+
     #[test]
     fn our_echo_retires_the_record() {
         let mut l = Ledger::default();
@@ -278,10 +286,7 @@ mod tests {
     #[test]
     fn a_pending_event_survives_the_echo_and_later_writes() {
         let mut l = Ledger::default();
-        let (a, b) = (
-            status(1, "2026-01-01T00:00:00Z"),
-            status(2, "2026-01-01T00:00:01Z"),
-        );
+        let (a, b) = two();
         let _ = l.record("c", UID, &a, Some(event("NonCompliant")));
         // A later write without an Event of its own keeps the pending one.
         let _ = l.record("c", UID, &b, None);
@@ -302,10 +307,7 @@ mod tests {
     #[test]
     fn a_failed_write_puts_the_previous_record_back() {
         let mut l = Ledger::default();
-        let (a, b) = (
-            status(1, "2026-01-01T00:00:00Z"),
-            status(2, "2026-01-01T00:00:01Z"),
-        );
+        let (a, b) = two();
         let _ = l.record("c", UID, &a, None);
         let undo = l.record("c", UID, &b, Some(event("NonCompliant")));
         l.undo(undo);
@@ -320,10 +322,7 @@ mod tests {
     #[test]
     fn an_undo_does_not_clobber_a_newer_record() {
         let mut l = Ledger::default();
-        let (a, b) = (
-            status(1, "2026-01-01T00:00:00Z"),
-            status(2, "2026-01-01T00:00:01Z"),
-        );
+        let (a, b) = two();
         let undo = l.record("c", UID, &a, None);
         let _ = l.record("c", UID, &b, None);
         l.undo(undo);

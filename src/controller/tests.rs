@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::cache::CrdWatch;
-use super::cluster::{Cluster, ReconcileError};
+use super::cluster::{Cluster, ReconcileError, Request};
 use super::controls::ControlWatch;
 use super::{Config, Core, reconcile};
 use crate::api::conditions::{COMPLIANT, READY, find};
@@ -44,11 +44,7 @@ impl Cluster for FakeCluster {
         tokio::spawn(std::future::pending())
     }
 
-    fn patch_status<'a>(
-        &'a self,
-        name: &'a str,
-        status: &'a ControlStatus,
-    ) -> BoxFuture<'a, Result<(), ReconcileError>> {
+    fn patch_status<'a>(&'a self, name: &'a str, status: &'a ControlStatus) -> Request<'a> {
         Box::pin(async move {
             if take_one(&self.fail_patches) {
                 return Err(ReconcileError::StatusPatch("injected".into()));
@@ -61,7 +57,7 @@ impl Cluster for FakeCluster {
         })
     }
 
-    fn create_event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), ReconcileError>> {
+    fn create_event<'a>(&'a self, event: &'a Event) -> Request<'a> {
         Box::pin(async move {
             if take_one(&self.fail_events) {
                 return Err(ReconcileError::Event("injected".into()));
@@ -473,13 +469,20 @@ async fn a_standby_evaluates_and_exports_but_never_writes_until_it_leads() {
     assert_eq!(h.events().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_patch_is_counted_and_retried_with_its_event() {
+/// A leader with namespace `a`, the network-policy Control and its caches
+/// listed, not evaluated yet.
+async fn listed_np() -> (Harness, Control) {
     let mut h = Harness::new().await;
     let c = np_control();
     h.list(vec![namespace("a")]).await;
     h.list_controls(std::slice::from_ref(&c)).await;
     h.list::<NetworkPolicy>(vec![]).await;
+    (h, c)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_patch_is_counted_and_retried_with_its_event() {
+    let (h, _) = listed_np().await;
     h.cluster.fail_patches.store(1, Ordering::SeqCst);
     h.pass().await;
     assert!(h.patches().is_empty() && h.events().is_empty());
@@ -504,11 +507,7 @@ async fn a_failed_patch_is_counted_and_retried_with_its_event() {
 
 #[tokio::test]
 async fn an_event_that_failed_is_published_once_with_the_next_evaluation() {
-    let mut h = Harness::new().await;
-    let c = np_control();
-    h.list(vec![namespace("a")]).await;
-    h.list_controls(std::slice::from_ref(&c)).await;
-    h.list::<NetworkPolicy>(vec![]).await;
+    let (mut h, c) = listed_np().await;
     h.cluster.fail_events.store(1, Ordering::SeqCst);
     h.pass().await;
     let written = h.patches();

@@ -67,6 +67,21 @@ pub trait Family: Sync + 'static {
     }
 }
 
+/// The items of [`Family`] that tie a family to its member of `spec.check`:
+/// `member!(rbac: RbacCheck = "rbac")` inside `impl Family for …` declares
+/// `MEMBER = "rbac"`, `Spec = RbacCheck` and `spec()` returning
+/// `check.rbac.as_ref()`.
+macro_rules! member {
+    ($field:ident: $spec:ty = $name:literal) => {
+        const MEMBER: &'static str = $name;
+        type Spec = $spec;
+        fn spec(check: &$crate::api::Check) -> Option<&$spec> {
+            check.$field.as_ref()
+        }
+    };
+}
+pub(crate) use member;
+
 /// A spec error only the engine can see, naming the field (JSON path from the
 /// object root, e.g. `spec.check.backup.maxAge`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -329,62 +344,50 @@ where
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-    fn declared(kinds: KindSet) -> Declared {
-        Declared {
+    /// Runs `f` in a context over an empty snapshot that declares
+    /// NetworkPolicies only.
+    fn with_context(f: impl FnOnce(&Context)) {
+        let s = Snapshot::default();
+        let scope = BTreeSet::new();
+        let declared = Declared {
             member: "test",
-            kinds,
+            kinds: KindSet::from([Kind::NetworkPolicy]),
             apiserver_metrics: false,
-        }
+        };
+        f(&Context::new(
+            &s,
+            declared,
+            Timestamp::UNIX_EPOCH,
+            &scope,
+            "c",
+        ));
     }
 
     #[test]
     fn a_family_reads_what_it_declared_and_namespaces() {
-        let s = Snapshot::default();
-        let scope = BTreeSet::new();
-        let cx = Context::new(
-            &s,
-            declared(KindSet::from([Kind::NetworkPolicy])),
-            Timestamp::UNIX_EPOCH,
-            &scope,
-            "c",
-        );
-        assert!(cx.objects::<NetworkPolicy>().is_empty());
-        assert!(
-            cx.objects::<k8s_openapi::api::core::v1::Namespace>()
-                .is_empty()
-        );
-        assert_eq!(cx.undeclared_read(), None);
+        with_context(|cx| {
+            assert!(cx.objects::<NetworkPolicy>().is_empty());
+            assert!(cx.objects::<Namespace>().is_empty());
+            assert_eq!(cx.undeclared_read(), None);
+        });
     }
 
     #[test]
     #[should_panic(expected = "read Deployment.apps/v1, which it did not declare")]
     fn an_undeclared_read_fails_in_test_builds() {
-        let s = Snapshot::default();
-        let scope = BTreeSet::new();
-        let cx = Context::new(
-            &s,
-            declared(KindSet::from([Kind::NetworkPolicy])),
-            Timestamp::UNIX_EPOCH,
-            &scope,
-            "c",
-        );
-        let _ = cx.objects::<Deployment>();
+        with_context(|cx| {
+            let _ = cx.objects::<Deployment>();
+        });
     }
 
     #[test]
     #[should_panic(expected = "read the API server's metrics")]
     fn undeclared_apiserver_metrics_fail_in_test_builds() {
-        let s = Snapshot::default();
-        let scope = BTreeSet::new();
-        let cx = Context::new(
-            &s,
-            declared(KindSet::new()),
-            Timestamp::UNIX_EPOCH,
-            &scope,
-            "c",
-        );
-        let _ = cx.storage_transformations();
+        with_context(|cx| {
+            let _ = cx.storage_transformations();
+        });
     }
 }
