@@ -27,10 +27,11 @@ cluster-down:
 test: prerequisites control-plane
 	$(CARGO) test --all-targets
 
-## lint: formatting and clippy, as CI runs them
+## lint: formatting, clippy and rustdoc, as CI runs them
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --quiet
 
 fmt:
 	$(CARGO) fmt --all

@@ -244,3 +244,26 @@ fn documents_after_a_syntax_error_are_still_read() {
         "{xml}"
     );
 }
+
+/// Velero's own objects (here a BackupStorageLocation in `velero`) do not make
+/// their namespace one to check offline: only the workload namespace
+/// (`nginx-example`) is judged.
+#[test]
+fn velero_objects_alone_do_not_put_their_namespace_in_scope() {
+    let out = check(&[
+        "--manifests",
+        &repo("tests/fixtures/real/velero/examples"),
+        "--controls",
+        &repo("controls/network-default-deny-ingress.yaml"),
+        "--output",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let namespaces: Vec<&str> = report["controls"][0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["nginx-example"]);
+}

@@ -198,7 +198,8 @@ pub struct Check {
 impl Check {
     /// The members of `check`, by their names in the CRD, in declaration
     /// order. Each is one check family (`checks::FAMILIES` lists them in the
-    /// same order; a test fails when the two or the schema differ). The CEL
+    /// same order; tests in `checks` fail when the two, the schema or a
+    /// family's field and name differ). The CEL
     /// rule that exactly one is set, and the engine's message when not, are
     /// built from this list.
     pub const MEMBERS: &'static [&'static str] = &[

@@ -1,7 +1,7 @@
 //! The check families and their registry.
 //!
 //! Each family is a module of its own implementing
-//! [`Family`](crate::vocabulary::Family) for one member of `spec.check`; it
+//! [`Family`] for one member of `spec.check`; it
 //! speaks only the vocabulary ([`crate::vocabulary`]) and reads only the
 //! ground (`snapshot`, `api`, `resources`) plus the helper modules here
 //! (`apiserver`, `workloads`). [`FAMILIES`] registers them: everything above
@@ -177,5 +177,49 @@ mod tests {
     fn every_member_of_spec_check_has_one_family_in_order() {
         let members: Vec<&str> = FAMILIES.iter().map(|f| f.member()).collect();
         assert_eq!(members, Check::MEMBERS);
+    }
+
+    /// The smallest valid spec of `member` (`{}` unless it has required fields).
+    fn minimal(member: &str) -> serde_json::Value {
+        match member {
+            "backup" => serde_json::json!({"maxAge": "26h"}),
+            _ => serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn each_member_name_reaches_the_family_of_that_member() {
+        for member in Check::MEMBERS {
+            let check: Check =
+                serde_json::from_value(serde_json::json!({ *member: minimal(member) }))
+                    .unwrap_or_else(|e| panic!("{member}: {e} (give it a minimal spec here)"));
+            let family = family_of(&check).unwrap_or_else(|e| panic!("{member}: {e}"));
+            assert_eq!(family.member(), *member);
+        }
+    }
+
+    #[test]
+    fn the_members_are_the_check_schema_properties() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(crate::api::Control::crd()).unwrap();
+        let check = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["check"];
+        let properties: std::collections::BTreeSet<&str> = check["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let members: std::collections::BTreeSet<&str> = Check::MEMBERS.iter().copied().collect();
+        assert_eq!(properties, members);
+        let rule = check["x-kubernetes-validations"][0]["rule"]
+            .as_str()
+            .unwrap();
+        assert!(
+            Check::MEMBERS
+                .iter()
+                .all(|m| rule.contains(&format!("has(self.{m})"))),
+            "{rule}"
+        );
     }
 }

@@ -66,7 +66,7 @@ impl Caches {
     }
 
     /// The snapshot, for writing (watch events, the API server's metrics).
-    pub async fn snapshot_mut(&self) -> RwLockWriteGuard<'_, Snapshot> {
+    pub(crate) async fn snapshot_mut(&self) -> RwLockWriteGuard<'_, Snapshot> {
         self.snapshot.write().await
     }
 

@@ -3,8 +3,9 @@
 //! re-evaluation — and what the controller does on each Control watch event.
 //!
 //! Lock order, as the types allow it and no other way: the table's
-//! `RwLock` first; the ledger and the retained results only through a guard
-//! of it ([`Table::ledger`], [`Table::retained`]), never both at once; the
+//! `RwLock` first; the ledger and the retained results each behind a mutex
+//! reachable only through a guard of it ([`Table::ledger`],
+//! [`Table::retained`]; the controller takes one of them at a time); the
 //! metrics last (their own lock, taken by [`crate::metrics::Metrics`]).
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

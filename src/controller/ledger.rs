@@ -259,12 +259,15 @@ mod tests {
         );
         for s in [&a, &b, &c] {
             let _ = l.record("x", UID, s, None);
+            let _ = l.record("y", UID, s, None);
         }
         assert_eq!(l.echo("x", Some(&a)), Echo::Earlier);
         assert_eq!(l.echo("x", Some(&b)), Echo::Earlier);
-        // a was retired with b: seeing it again is not ours any more.
         assert_eq!(l.echo("x", Some(&c)), Echo::Ours);
-        assert!(l.is_empty());
+        assert!(l.last_written("x", UID).is_none());
+        // b's echo retires a with it: a seen afterwards is not ours.
+        assert_eq!(l.echo("y", Some(&b)), Echo::Earlier);
+        assert_eq!(l.echo("y", Some(&a)), Echo::Foreign);
     }
 
     #[test]

@@ -49,8 +49,9 @@ impl Queue {
         self.dirty().remove(name);
     }
 
-    /// What is queued for `name`, if anything (for tests and diagnostics).
-    pub fn queued(&self, name: &str) -> Option<Changes> {
+    /// What is queued for `name`, if anything.
+    #[cfg(test)]
+    pub(crate) fn queued(&self, name: &str) -> Option<Changes> {
         self.dirty().get(name).cloned()
     }
 

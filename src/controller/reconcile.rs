@@ -1,9 +1,9 @@
 //! The reconcile loop: evaluates queued Controls, writes status only when its
 //! content changed, records Events on compliance transitions, updates
-//! metrics. One Control's reconciliation is a short pipeline: read it
-//! ([`reconcile`]) → its inputs ready? ([`inputs_ready`]) → evaluate,
-//! incrementally when the changes allow ([`evaluate`]) → publish the result
-//! ([`publish`]: metrics, then status and Event when this replica leads).
+//! metrics. One Control's reconciliation ([`reconcile`]) is a short pipeline:
+//! read it → are its inputs ready? → evaluate, incrementally when the changes
+//! allow → publish the result (metrics, then status and Event when this
+//! replica leads).
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,6 +326,7 @@ async fn write_not_ready(
         return Ok(());
     }
     write_status(core, name, metadata, &status, None).await?;
+    let message = ready_message.map_or(message, String::as_str);
     warn!(control = name, reason, %message, "Control cannot be evaluated");
     Ok(())
 }

@@ -26,6 +26,7 @@ use crate::api::conditions::{COMPLIANT, READY, find};
 use crate::api::{Control, ControlStatus};
 use crate::incremental::Changes;
 use crate::metrics::Metrics;
+use crate::resources::velero::{Backup, BackupStorageLocation, Schedule};
 use crate::snapshot::{Kind, Objects, Stored};
 
 /// Records what the controller asks of the cluster.
@@ -36,6 +37,8 @@ struct FakeCluster {
     watches: Mutex<Vec<Kind>>,
     fail_patches: AtomicUsize,
     fail_events: AtomicUsize,
+    /// What `/metrics` answers (an error until a test sets it).
+    apiserver_metrics: Mutex<Option<String>>,
 }
 
 impl Cluster for FakeCluster {
@@ -68,7 +71,8 @@ impl Cluster for FakeCluster {
     }
 
     fn read_apiserver_metrics(&self) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(async { Err("not served by the fake cluster".to_owned()) })
+        let text = self.apiserver_metrics.lock().unwrap().clone();
+        Box::pin(async move { text.ok_or_else(|| "not served by the fake cluster".to_owned()) })
     }
 }
 
@@ -111,14 +115,17 @@ fn guard<K>(obj: K) -> DeserializeGuard<K> {
 }
 
 impl Harness {
-    /// A leader with every CRD listed (none installed) and an empty list of
-    /// Namespaces.
+    /// A leader with every CRD listed (none installed).
     async fn new() -> Self {
+        Self::with(config()).await
+    }
+
+    async fn with(config: Config) -> Self {
         let cluster = Arc::new(FakeCluster::default());
         let (leader, rx) = watch::channel(true);
         let now: Timestamp = NOW.parse().unwrap();
         let core = Arc::new(Core::new(
-            config(),
+            config,
             cluster.clone(),
             Arc::new(move || now),
             Arc::new(Metrics::new("test")),
@@ -136,6 +143,13 @@ impl Harness {
         };
         h.list_crds(&[]).await;
         h
+    }
+
+    async fn delete_crd(&mut self, name: &str) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let mut m = kube::core::PartialObjectMeta::<CustomResourceDefinition>::default();
+        m.metadata.name = Some(name.to_owned());
+        self.crds.apply(&self.core, watcher::Event::Delete(m)).await;
     }
 
     async fn list_crds(&mut self, names: &[&str]) {
@@ -572,7 +586,7 @@ async fn an_unreadable_control_is_reported_not_ready_once() {
 }
 
 #[tokio::test]
-async fn a_deleted_control_loses_its_series_and_is_never_written() {
+async fn a_deleted_control_loses_its_series_and_is_not_evaluated_again() {
     let (mut h, c) = evaluated_np().await;
     assert!(h.metric(r#"soc2_control_ready{control="np"}"#).is_some());
     h.core.queue.enqueue("np", Changes::full());
@@ -647,11 +661,69 @@ async fn an_optional_kind_is_watched_once_its_crd_appears() {
         assert!(watches.contains(&k), "{k:?} watched: {watches:?}");
     }
     assert!(h.queued("backups").is_some_and(|c| c.full));
+    h.list::<Schedule>(vec![]).await;
+    h.list::<Backup>(vec![]).await;
+    h.list::<BackupStorageLocation>(vec![]).await;
+    h.pass().await;
+    let written = h.patches();
+    assert_eq!(
+        find(&written[0].1.conditions, COMPLIANT).unwrap().reason,
+        "ViolationsFound",
+        "with Velero installed, namespace a has no schedule"
+    );
+    // The CRD goes: its readers are evaluated again, without it.
+    h.delete_crd("schedules.velero.io").await;
+    assert!(h.queued("backups").is_some_and(|c| c.full));
+    h.pass().await;
+    let written = h.patches();
+    assert_eq!(
+        find(&written[0].1.conditions, COMPLIANT).unwrap().reason,
+        "BackupProviderNotInstalled"
+    );
+}
+
+#[tokio::test]
+async fn a_relist_forgets_the_controls_that_are_gone() {
+    let (mut h, _) = evaluated_np().await;
+    h.list_controls(&[]).await;
+    assert!(!h.core.metrics.render().contains(r#"control="np""#));
+    h.core.queue.enqueue("np", Changes::full());
+    h.pass().await;
+    assert!(h.patches().is_empty());
+}
+
+#[tokio::test]
+async fn new_apiserver_metrics_evidence_reaches_every_reader() {
+    let mut cfg = config();
+    cfg.read_apiserver_metrics = true;
+    let mut h = Harness::with(cfg).await;
+    *h.cluster.apiserver_metrics.lock().unwrap() = Some(
+        "# TYPE apiserver_storage_transformation_operations_total counter\n\
+         apiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 5\n"
+            .into(),
+    );
+    let secrets = serde_json::json!({"encryption": {"atRest": {"secrets": {}}}});
+    let (a, b) = (control("enc-a", secrets.clone()), control("enc-b", secrets));
+    h.list(vec![namespace("a")]).await;
+    h.list_controls(&[a, b]).await;
+    h.list::<k8s_openapi::api::core::v1::Pod>(vec![]).await;
+    h.pass().await;
+    let written = h.patches();
+    assert_eq!(written.len(), 2, "{written:?}");
+    for (name, status) in &written {
+        assert_eq!(compliant(status), "True", "{name}");
+        assert_eq!(status.evidence[0].source, "APIServerMetrics", "{name}");
+    }
+    // The first reader's new reading queued the other for a full evaluation.
+    assert!(h.queued("enc-b").is_some_and(|c| c.full));
+    h.pass().await;
+    assert!(h.patches().is_empty(), "nothing changed since");
 }
 
 #[tokio::test]
 async fn watches_follow_the_kinds_the_controls_read() {
     let (mut h, c) = evaluated_np().await;
+    h.apply(deny_all("a")).await;
     let count = |h: &Harness, k: Kind| {
         h.cluster
             .watches

@@ -79,7 +79,7 @@ pub fn evaluate(control: &Control, snapshot: &Snapshot, now: Timestamp) -> Evalu
 }
 
 /// The evaluation of a Control whose spec cannot be evaluated.
-pub fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evaluation {
+pub(crate) fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evaluation {
     Evaluation {
         verdict: Verdict::InvalidSpec,
         reason: "InvalidSpec".into(),
@@ -94,7 +94,7 @@ pub fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evaluation {
 }
 
 /// The note of an evaluation whose scope holds no namespace.
-pub const NO_NAMESPACE_IN_SCOPE: &str =
+pub(crate) const NO_NAMESPACE_IN_SCOPE: &str =
     "no namespace is in scope (spec.scope): only cluster-scoped objects were checked";
 
 /// Evaluates the check over the Control's whole scope; the outcome is not
@@ -102,7 +102,7 @@ pub const NO_NAMESPACE_IN_SCOPE: &str =
 ///
 /// # Errors
 /// [`InvalidSpec`] from the scope or the check family.
-pub fn evaluate_outcome(
+pub(crate) fn evaluate_outcome(
     control: &Control,
     snapshot: &Snapshot,
     now: Timestamp,
@@ -123,7 +123,7 @@ pub fn evaluate_outcome(
 /// # Errors
 /// [`InvalidSpec`] when `spec.check` does not have exactly one member set, or
 /// the family's own spec errors.
-pub fn evaluate_in(
+pub(crate) fn evaluate_in(
     control: &Control,
     snapshot: &Snapshot,
     now: Timestamp,
@@ -153,7 +153,7 @@ pub fn evaluate_in(
 }
 
 /// Cuts a violation's message to [`MAX_VIOLATION_MESSAGE`].
-pub fn cut_message(v: &mut Violation) {
+pub(crate) fn cut_message(v: &mut Violation) {
     if v.message.len() > MAX_VIOLATION_MESSAGE {
         v.message = truncate(&v.message, MAX_VIOLATION_MESSAGE);
     }
@@ -161,7 +161,7 @@ pub fn cut_message(v: &mut Violation) {
 
 /// Cuts long violation messages, sorts and de-duplicates violations and
 /// evidence (the order [`Evaluation`] promises).
-pub fn normalize(outcome: &mut Outcome) {
+pub(crate) fn normalize(outcome: &mut Outcome) {
     outcome.violations.iter_mut().for_each(cut_message);
     outcome.violations.sort();
     outcome.violations.dedup();
@@ -170,7 +170,7 @@ pub fn normalize(outcome: &mut Outcome) {
 }
 
 /// The verdict, reason and message of a normalized outcome.
-pub fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
+pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
     let (verdict, reason, message) = if let Some((reason, message)) = outcome.blocking.clone() {
         (Verdict::NonCompliant, reason, message)
     } else if outcome.violations.is_empty() {

@@ -71,15 +71,15 @@ table::kinds! {
     /// `policy/v1` PodDisruptionBudget.
     PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", Namespaced, trim trim::pod_disruption_budget;
     /// `velero.io/v1` Schedule (optional CRD).
-    VeleroSchedule => Schedule, velero_schedules, "velero.io/v1", "Schedule", "schedules", Namespaced, crd "schedules.velero.io";
+    VeleroSchedule => Schedule, velero_schedules, "velero.io/v1", "Schedule", "schedules", Namespaced, crd "schedules.velero.io", implicit_namespace = false;
     /// `velero.io/v1` Backup (optional CRD).
-    VeleroBackup => Backup, velero_backups, "velero.io/v1", "Backup", "backups", Namespaced, crd "backups.velero.io";
+    VeleroBackup => Backup, velero_backups, "velero.io/v1", "Backup", "backups", Namespaced, crd "backups.velero.io", implicit_namespace = false;
     /// `velero.io/v1` Restore (optional CRD).
-    VeleroRestore => Restore, velero_restores, "velero.io/v1", "Restore", "restores", Namespaced, crd "restores.velero.io";
+    VeleroRestore => Restore, velero_restores, "velero.io/v1", "Restore", "restores", Namespaced, crd "restores.velero.io", implicit_namespace = false;
     /// `velero.io/v1` BackupStorageLocation (optional CRD).
-    VeleroBackupStorageLocation => BackupStorageLocation, velero_backup_storage_locations, "velero.io/v1", "BackupStorageLocation", "backupstoragelocations", Namespaced, crd "backupstoragelocations.velero.io";
+    VeleroBackupStorageLocation => BackupStorageLocation, velero_backup_storage_locations, "velero.io/v1", "BackupStorageLocation", "backupstoragelocations", Namespaced, crd "backupstoragelocations.velero.io", implicit_namespace = false;
     /// `snapshot.storage.k8s.io/v1` VolumeSnapshot (optional CRD).
-    VolumeSnapshot => VolumeSnapshot, volume_snapshots, "snapshot.storage.k8s.io/v1", "VolumeSnapshot", "volumesnapshots", Namespaced, crd "volumesnapshots.snapshot.storage.k8s.io";
+    VolumeSnapshot => VolumeSnapshot, volume_snapshots, "snapshot.storage.k8s.io/v1", "VolumeSnapshot", "volumesnapshots", Namespaced, crd "volumesnapshots.snapshot.storage.k8s.io", implicit_namespace = false;
 }
 
 impl Kind {

@@ -9,20 +9,25 @@
 //! ```text
 //! /// doc of the Kind variant
 //! Variant => RustType, field_name, "apiVersion", "Kind", "plural", Namespaced | Cluster
-//!     [, crd "plural.group"] [, trim trim_fn] [, watch_in "namespace"];
+//!     [, crd "plural.group"] [, trim trim_fn] [, watch_in "namespace"] [, implicit_namespace = false];
 //! ```
 //!
 //! `crd` marks a kind provided by an optional CustomResourceDefinition (watched
-//! only once it exists); `trim` names the function that drops what no check
-//! reads before the object is cached (default: [`super::trim::metadata`]);
-//! `watch_in` restricts the operator's watch to one namespace.
+//! only once it exists); `trim` names the function that drops, after
+//! [`super::trim::metadata`] (which every kind gets), what no check reads before
+//! the object is cached; `watch_in` restricts the operator's watch to one
+//! namespace; `implicit_namespace = false` keeps objects of the kind from making
+//! their namespace appear in offline input
+//! ([`Snapshot::add_implicit_namespaces`](super::Snapshot::add_implicit_namespaces)):
+//! Velero's objects live in Velero's own namespace, which is not a workload
+//! namespace to check.
 
 /// See the module documentation.
 macro_rules! kinds {
     ($(
         $(#[$doc:meta])*
         $variant:ident => $ty:ty, $field:ident, $api_version:literal, $kind:literal, $plural:literal, $scope:ident
-        $(, crd $crd:literal)? $(, trim $trim:path)? $(, watch_in $ns:literal)?;
+        $(, crd $crd:literal)? $(, trim $trim:path)? $(, watch_in $ns:literal)? $(, implicit_namespace = $implicit:literal)?;
     )*) => {
         /// Every kind of object a check can read. The operator watches exactly
         /// the kinds the active Controls need (see `checks::kinds_for`).
@@ -95,6 +100,7 @@ macro_rules! kinds {
                     &mut s.$field
                 }
                 $(fn trim(&mut self) {
+                    trim::metadata(self);
                     $trim(self)
                 })?
                 $(fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
@@ -116,12 +122,15 @@ macro_rules! kinds {
                 $(self.$field.trim_all();)*
             }
 
-            /// The names of the namespaces that hold objects of any
-            /// namespaced kind.
+            /// The names of the namespaces that hold objects of a namespaced
+            /// kind that implies its namespace (all but the rows with
+            /// `implicit_namespace = false`).
             pub fn occupied_namespaces(&self) -> BTreeSet<String> {
                 let mut seen = BTreeSet::new();
                 $(
-                    if $crate::snapshot::table::kinds!(@namespaced $scope) {
+                    if $crate::snapshot::table::kinds!(@namespaced $scope)
+                        && $crate::snapshot::table::kinds!(@implicit $($implicit)?)
+                    {
                         seen.extend(self.$field.namespaces().filter(|n| !n.is_empty()).map(str::to_owned));
                     }
                 )*
@@ -131,6 +140,8 @@ macro_rules! kinds {
     };
     (@crd) => { None };
     (@crd $crd:literal) => { Some($crd) };
+    (@implicit) => { true };
+    (@implicit $implicit:literal) => { $implicit };
     (@namespaced Namespaced) => { true };
     (@namespaced Cluster) => { false };
 }

@@ -239,8 +239,10 @@ impl<'a> Context<'a> {
         if kind == Kind::Namespace || self.declared.kinds.contains(&kind) {
             return true;
         }
-        self.undeclared.set(Some(kind));
-        self.refuse(&kind.to_string());
+        // Said once per evaluation, not once per namespace.
+        if self.undeclared.replace(Some(kind)).is_none() {
+            self.refuse(&kind.to_string());
+        }
         false
     }
 

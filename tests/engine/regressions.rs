@@ -472,3 +472,18 @@ fn an_empty_scope_is_said_not_silently_compliant() {
             .any(|n| n.contains("no namespace is in scope"))
     );
 }
+
+/// Offline input: Velero objects and VolumeSnapshots alone do not invent a
+/// Namespace to check (they live in Velero's or an existing namespace);
+/// workloads do.
+#[test]
+fn only_workload_kinds_imply_their_namespace_offline() {
+    let s = snapshot(&[
+        "apiVersion: velero.io/v1\nkind: Schedule\nmetadata: {name: daily, namespace: velero}\nspec: {schedule: '@daily', template: {}}\n",
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: s, namespace: snaps}\nspec: {source: {persistentVolumeClaimName: p}}\n",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: d, namespace: app}\nspec: {podSelector: {}}\n",
+    ]);
+    let ns = s.objects::<k8s_openapi::api::core::v1::Namespace>();
+    assert!(ns.get("", "app").is_some());
+    assert!(ns.get("", "velero").is_none() && ns.get("", "snaps").is_none());
+}
