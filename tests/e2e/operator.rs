@@ -649,10 +649,14 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     assert_eq!(ops[standby].sample("soc2_leader"), Some(1.0));
     // The counter moves when the patch call returns, which can be just after
     // the watch has shown the written status.
-    eventually("the new leader counts its status write", Duration::from_secs(5), || {
-        let v = ops[standby].sample("soc2_status_writes_total");
-        async move { (v.unwrap_or(0.0) >= 1.0).then_some(()) }
-    })
+    eventually(
+        "the new leader counts its status write",
+        Duration::from_secs(5),
+        || {
+            let v = ops[standby].sample("soc2_status_writes_total");
+            async move { (v.unwrap_or(0.0) >= 1.0).then_some(()) }
+        },
+    )
     .await;
 }
 
