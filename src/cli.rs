@@ -66,6 +66,21 @@ pub struct CheckArgs {
     /// Exit 1 when a Control of at least this severity is not compliant.
     #[arg(long, value_enum, default_value_t = FailOn::Low)]
     pub fail_on: FailOn,
+    /// Let a Control whose verdict is Unknown (the evidence it needs cannot
+    /// be seen, e.g. offline) pass the gate; by default Unknown fails like
+    /// NonCompliant.
+    #[arg(long)]
+    pub allow_unknown: bool,
+}
+
+impl CheckArgs {
+    /// The CI gate these flags describe.
+    pub fn gate(&self) -> crate::commands::check::Gate {
+        crate::commands::check::Gate {
+            fail_on: self.fail_on.into(),
+            allow_unknown: self.allow_unknown,
+        }
+    }
 }
 
 /// Flags of `report`.

@@ -35,7 +35,7 @@ use crate::engine::{
     invalid_evaluation, namespace_in_scope, normalize,
 };
 use crate::snapshot::{Kind, Snapshot};
-use crate::vocabulary::{Locality, Outcome};
+use crate::vocabulary::{Locality, NamespacePart, Outcome};
 
 /// What changed since a Control's last evaluation, as far as it is concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -119,6 +119,7 @@ struct Part {
     namespace: Arc<str>,
     checked: u32,
     violations: Box<[Violation]>,
+    undetermined: Box<[Violation]>,
 }
 
 /// The parts of every in-scope namespace, sorted by name: every in-scope
@@ -141,10 +142,10 @@ impl Parts {
             Err(i) => self.0.insert(i, part),
         }
     }
-    /// Parts of `outcome`'s namespaces in `keep` (violations cloned, messages cut).
+    /// Parts of `outcome`'s namespaces in `keep` (findings cloned, messages cut).
     fn from_outcome(outcome: &Outcome, keep: &BTreeSet<String>) -> Vec<Part> {
-        let mut by_ns: std::collections::BTreeMap<&str, (u64, Vec<Violation>)> =
-            std::collections::BTreeMap::new();
+        type Found = (u64, Vec<Violation>, Vec<Violation>);
+        let mut by_ns: std::collections::BTreeMap<&str, Found> = std::collections::BTreeMap::new();
         for p in &outcome.namespace_parts {
             if !keep.contains(&p.namespace) {
                 continue;
@@ -152,43 +153,59 @@ impl Parts {
             let e = by_ns.entry(p.namespace.as_str()).or_default();
             e.0 += p.checked;
             e.1.extend(outcome.violations[p.violations.clone()].iter().cloned());
+            e.2.extend(outcome.undetermined[p.undetermined.clone()].iter().cloned());
         }
         let mut names = NAMES
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         keep.iter()
             .map(|ns| {
-                let (checked, mut violations) = by_ns.remove(ns.as_str()).unwrap_or_default();
-                violations.iter_mut().for_each(cut_message);
+                let (checked, violations, undetermined) =
+                    by_ns.remove(ns.as_str()).unwrap_or_default();
                 Part {
                     namespace: intern(&mut names, ns),
                     checked: u32::try_from(checked).unwrap_or(u32::MAX),
-                    violations: violations.into_boxed_slice(),
+                    violations: cut(violations).into_boxed_slice(),
+                    undetermined: cut(undetermined).into_boxed_slice(),
                 }
             })
             .collect()
     }
 }
 
-/// Whether violation index `i` was found inside a namespace.
-fn in_namespaces(outcome: &Outcome) -> Vec<bool> {
-    let mut inside = vec![false; outcome.violations.len()];
-    for p in &outcome.namespace_parts {
-        for i in p.violations.clone() {
+/// `findings` with their messages cut to the status limit.
+fn cut(mut findings: Vec<Violation>) -> Vec<Violation> {
+    findings.iter_mut().for_each(cut_message);
+    findings
+}
+
+/// The findings of `all` that no namespace part claims (`ranges` are the
+/// parts' indices into `all`): the cluster-wide findings.
+fn outside_namespaces(
+    all: &[Violation],
+    ranges: impl Iterator<Item = std::ops::Range<usize>>,
+) -> Vec<Violation> {
+    let mut inside = vec![false; all.len()];
+    for r in ranges {
+        for i in r {
             if let Some(x) = inside.get_mut(i) {
                 *x = true;
             }
         }
     }
-    inside
+    cut(all
+        .iter()
+        .zip(&inside)
+        .filter(|(_, inside)| !**inside)
+        .map(|(v, _)| v.clone())
+        .collect())
 }
 
 /// A full result kept for incremental updates of one Control.
 #[derive(Clone, Debug)]
 pub struct Retained {
-    /// The cluster-wide part: violations found outside any namespace,
-    /// evidence, notes, blocking reason, and `resources_checked` outside
-    /// namespaces.
+    /// The cluster-wide part: findings made outside any namespace, evidence,
+    /// notes, blocking reason, and `resources_checked` outside namespaces.
     cluster: Outcome,
     /// Each in-scope namespace's part.
     parts: Parts,
@@ -212,8 +229,10 @@ impl Retained {
     /// The whole outcome, normalized.
     fn compose(&self) -> Outcome {
         let mut violations = self.cluster.violations.clone();
+        let mut undetermined = self.cluster.undetermined.clone();
         for p in &self.parts.0 {
             violations.extend(p.violations.iter().cloned());
+            undetermined.extend(p.undetermined.iter().cloned());
         }
         let mut out = Outcome {
             resources_checked: self.cluster.resources_checked
@@ -224,6 +243,7 @@ impl Retained {
                     .map(|p| u64::from(p.checked))
                     .sum::<u64>(),
             violations,
+            undetermined,
             evidence: self.cluster.evidence.clone(),
             notes: self.cluster.notes.clone(),
             blocking: self.cluster.blocking.clone(),
@@ -250,20 +270,23 @@ pub fn evaluate_retained(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|n| Arc::strong_count(n) > 1);
     let parts = Parts(Parts::from_outcome(&outcome, &scope));
-    let inside = in_namespaces(&outcome);
-    let mut cluster_violations: Vec<Violation> = outcome
-        .violations
-        .iter()
-        .zip(&inside)
-        .filter(|(_, inside)| !**inside)
-        .map(|(v, _)| v.clone())
-        .collect();
-    cluster_violations.iter_mut().for_each(cut_message);
+    let ranges = |pick: fn(&NamespacePart) -> std::ops::Range<usize>| {
+        outcome.namespace_parts.iter().map(pick).collect::<Vec<_>>()
+    };
+    let cluster_violations = outside_namespaces(
+        &outcome.violations,
+        ranges(|p| p.violations.clone()).into_iter(),
+    );
+    let cluster_undetermined = outside_namespaces(
+        &outcome.undetermined,
+        ranges(|p| p.undetermined.clone()).into_iter(),
+    );
     let in_parts: u64 = outcome.namespace_parts.iter().map(|p| p.checked).sum();
     let retained = Retained {
         cluster: Outcome {
             resources_checked: outcome.resources_checked.saturating_sub(in_parts),
             violations: cluster_violations,
+            undetermined: cluster_undetermined,
             evidence: outcome.evidence.clone(),
             notes: outcome.notes.clone(),
             blocking: outcome.blocking.clone(),
@@ -275,7 +298,10 @@ pub fn evaluate_retained(
     };
     outcome.namespace_parts = Vec::new();
     normalize(&mut outcome);
-    (conclude(outcome, now), Some(retained))
+    (
+        conclude(outcome, now, control.spec.required_evidence()),
+        Some(retained),
+    )
 }
 
 /// Brings `retained` up to date with `changes` by re-evaluating only the
@@ -317,6 +343,7 @@ pub fn update(
     if changes.cluster {
         let mut cluster = evaluate_in(control, snapshot, now, &BTreeSet::new()).ok()?;
         cluster.violations.iter_mut().for_each(cut_message);
+        cluster.undetermined.iter_mut().for_each(cut_message);
         if retained.parts.0.is_empty() {
             cluster.notes.push(NO_NAMESPACE_IN_SCOPE.into());
         }
@@ -325,5 +352,9 @@ pub fn update(
             ..cluster
         };
     }
-    Some(conclude(retained.compose(), now))
+    Some(conclude(
+        retained.compose(),
+        now,
+        control.spec.required_evidence(),
+    ))
 }

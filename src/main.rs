@@ -136,13 +136,17 @@ async fn check(args: soc2_operator::cli::CheckArgs) -> std::process::ExitCode {
             }
         }
     };
-    let outcomes = check::run(controls, &snapshot, jiff::Timestamp::now());
+    let results = check::run(controls, &snapshot, jiff::Timestamp::now());
     let color = args.output == check::Output::Table && std::io::stdout().is_terminal();
-    print!("{}", check::render(&outcomes, &errors, args.output, color));
+    let gate = args.gate();
+    print!(
+        "{}",
+        check::render(&results, &errors, args.output, color, gate)
+    );
     for e in &errors {
         eprintln!("error: {e}");
     }
-    std::process::ExitCode::from(check::exit_code(&outcomes, &errors, args.fail_on.into()))
+    std::process::ExitCode::from(check::exit_code(&results, &errors, gate))
 }
 
 async fn report(args: soc2_operator::cli::ReportArgs) -> std::process::ExitCode {

@@ -3,7 +3,8 @@
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
-//! | `soc2_control_compliant` | gauge | control, category, severity | 1 when the Control is compliant, 0 otherwise (absent while its spec is invalid) |
+//! | `soc2_control_compliant` | gauge | control, category, severity | 1 when the Control is compliant, 0 otherwise (NonCompliant or Unknown; absent while its spec is invalid) |
+//! | `soc2_control_unknown` | gauge | control, category, severity | 1 when the verdict is Unknown (the evidence it needs cannot be seen), 0 otherwise |
 //! | `soc2_control_violations` | gauge | control, category, severity | violations found (the true count, not capped) |
 //! | `soc2_control_resources_checked` | gauge | control | objects the last evaluation looked at |
 //! | `soc2_control_last_evaluation_timestamp_seconds` | gauge | control | Unix time of the last evaluation |
@@ -61,6 +62,7 @@ pub struct Metrics {
 /// the verdict series).
 struct ControlSeries {
     compliant: GaugeVec,
+    unknown: GaugeVec,
     violations: GaugeVec,
     resources_checked: GaugeVec,
     last_evaluation: GaugeVec,
@@ -75,6 +77,14 @@ impl ControlSeries {
                 gauge_vec(
                     "soc2_control_compliant",
                     "1 when the Control is compliant, 0 when not.",
+                    &CONTROL_LABELS,
+                ),
+            ),
+            unknown: registered(
+                registry,
+                gauge_vec(
+                    "soc2_control_unknown",
+                    "1 when the Control's verdict is Unknown: the evidence it needs cannot be seen.",
                     &CONTROL_LABELS,
                 ),
             ),
@@ -110,6 +120,16 @@ impl ControlSeries {
                     &["control"],
                 ),
             ),
+        }
+    }
+}
+
+impl ControlSeries {
+    /// Removes the verdict series (compliant, unknown, violations) of one
+    /// Control's label values `l`.
+    fn remove_verdict(&self, l: &[&str; 3]) {
+        for g in [&self.compliant, &self.unknown, &self.violations] {
+            let _ = g.remove_label_values(l);
         }
     }
 }
@@ -273,10 +293,11 @@ impl Metrics {
             criteria: control.spec.criteria.clone(),
             compliant: match eval.verdict {
                 Verdict::Compliant => Some(true),
-                Verdict::NonCompliant => Some(false),
+                Verdict::NonCompliant | Verdict::Unknown => Some(false),
                 Verdict::InvalidSpec => None,
             },
         };
+        let unknown = eval.verdict == Verdict::Unknown;
         let mut controls = self.controls.lock().expect("metrics lock");
         if let Some(old) = controls.get(&name)
             && (old.category != labels.category || old.severity != labels.severity)
@@ -294,11 +315,12 @@ impl Metrics {
                     .violations
                     .with_label_values(&l)
                     .set(eval.violations.len() as f64);
+                self.control
+                    .unknown
+                    .with_label_values(&l)
+                    .set(f64::from(u8::from(unknown)));
             }
-            None => {
-                let _ = self.control.compliant.remove_label_values(&l);
-                let _ = self.control.violations.remove_label_values(&l);
-            }
+            None => self.control.remove_verdict(&l),
         }
         self.control
             .ready
@@ -323,8 +345,7 @@ impl Metrics {
         let mut controls = self.controls.lock().expect("metrics lock");
         if let Some(old) = controls.get_mut(name) {
             let l = [name, old.category.as_str(), old.severity.as_str()];
-            let _ = self.control.compliant.remove_label_values(&l);
-            let _ = self.control.violations.remove_label_values(&l);
+            self.control.remove_verdict(&l);
             old.compliant = None;
         }
         self.control.ready.with_label_values(&[name]).set(0.0);
@@ -342,8 +363,7 @@ impl Metrics {
 
     fn remove_series(&self, name: &str, old: &ControlLabels) {
         let l = [name, old.category.as_str(), old.severity.as_str()];
-        let _ = self.control.compliant.remove_label_values(&l);
-        let _ = self.control.violations.remove_label_values(&l);
+        self.control.remove_verdict(&l);
         let _ = self.control.resources_checked.remove_label_values(&[name]);
         let _ = self.control.last_evaluation.remove_label_values(&[name]);
         let _ = self.control.ready.remove_label_values(&[name]);

@@ -66,6 +66,19 @@ fn exit_codes_follow_the_verdicts_and_fail_on() {
         Some(0),
         "a Medium control does not fail --fail-on high"
     );
+    // Unknown fails the gate unless --allow-unknown: offline, Secret
+    // encryption cannot be told from Online Boutique's manifests.
+    let unknown = [
+        "--manifests",
+        &repo(BOUTIQUE),
+        "--controls",
+        &repo("controls/secrets-encrypted-at-rest.yaml"),
+    ];
+    let out = check(&unknown);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Unknown"));
+    let allowed: Vec<&str> = unknown.iter().copied().chain(["--allow-unknown"]).collect();
+    assert_eq!(check(&allowed).status.code(), Some(0));
     // Usage error: 2.
     assert_eq!(check(&["--output", "xml"]).status.code(), Some(2));
     assert_eq!(
@@ -137,10 +150,12 @@ fn junit_parses_with_one_testcase_per_control() {
     )
     .unwrap();
     let controls = json["controls"].as_array().unwrap();
-    let non_compliant = controls
-        .iter()
-        .filter(|c| c["verdict"] == "NonCompliant")
-        .count();
+    let count = |verdict: &str| controls.iter().filter(|c| c["verdict"] == verdict).count();
+    let (non_compliant, unknown) = (count("NonCompliant"), count("Unknown"));
+    assert!(
+        unknown >= 2,
+        "offline, Secret encryption and backups cannot be told"
+    );
     let mut reader = quick_xml::Reader::from_str(&xml);
     let (mut testcases, mut failures) = (0, 0);
     loop {
@@ -158,10 +173,22 @@ fn junit_parses_with_one_testcase_per_control() {
     }
     assert_eq!(testcases, controls.len());
     assert_eq!(
-        failures, non_compliant,
-        "a failure per non-compliant Control"
+        failures,
+        non_compliant + unknown,
+        "a failure per NonCompliant or Unknown Control"
     );
     assert!(failures >= 4);
+    // With --allow-unknown, Unknown Controls are skipped, not failed.
+    let out = check(&[
+        "--manifests",
+        &repo(BOUTIQUE),
+        "--output",
+        "junit",
+        "--allow-unknown",
+    ]);
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(xml.matches("<failure").count(), non_compliant);
+    assert_eq!(xml.matches("<skipped").count(), unknown);
 }
 
 #[test]
@@ -176,13 +203,38 @@ fn sarif_parses_as_sarif_2_1_0() {
         &check(&["--manifests", &repo(BOUTIQUE), "--output", "json"]).stdout,
     )
     .unwrap();
-    let violations: usize = json["controls"]
-        .as_array()
-        .unwrap()
+    let total = |field: &str| -> usize {
+        json["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[field].as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    let (violations, undetermined) = (total("violations"), total("undetermined"));
+    assert!(undetermined > 0);
+    assert_eq!(
+        results.len(),
+        violations + undetermined,
+        "a SARIF result per violation and per undetermined finding"
+    );
+    // Undetermined findings are notes, told apart by their verdict.
+    let notes: Vec<_> = results
         .iter()
-        .map(|c| c["violations"].as_array().unwrap().len())
-        .sum();
-    assert_eq!(results.len(), violations, "a SARIF result per violation");
+        .filter(|r| {
+            r.properties
+                .as_ref()
+                .and_then(|p| p.additional_properties.get("verdict"))
+                .and_then(|v| v.as_str())
+                == Some("Unknown")
+        })
+        .collect();
+    assert_eq!(notes.len(), undetermined);
+    assert!(
+        notes
+            .iter()
+            .all(|r| matches!(r.level, Some(serde_sarif::sarif::ResultLevel::Note)))
+    );
     assert!(
         results
             .iter()

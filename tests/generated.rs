@@ -66,9 +66,12 @@ fn crd_has_the_printer_columns_and_categories_users_see() {
         .filter(|c| c.get("priority").is_none())
         .map(|c| c["name"].as_str().unwrap())
         .collect();
+    // Verdict (Compliant, NonCompliant, Unknown, InvalidSpec, NotEvaluated)
+    // tells Unknown apart, where the Compliant condition's True/False/Unknown
+    // would not tell Unknown from not yet evaluated.
     assert_eq!(
         cols,
-        ["Category", "Criteria", "Compliant", "Violations", "Age"]
+        ["Category", "Criteria", "Verdict", "Violations", "Age"]
     );
     assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
 }

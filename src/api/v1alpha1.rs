@@ -25,6 +25,10 @@ pub const CRITERION_PATTERN: &str = r"^(CC1\.[1-5]|CC2\.[1-3]|CC3\.[1-4]|CC4\.[1
 /// `time.ParseDuration` without sign (for example `26h`, `90m`, `1h30m`, `1.5h`).
 pub const DURATION_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$";
 
+/// Regular expression for an RFC 3339 date (`2026-01-10`) or date-time
+/// (`2026-01-10T09:00:00Z`).
+pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?$";
+
 /// The specification of a SOC 2 control: what it maps to and the one check that
 /// decides whether the cluster complies.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -43,7 +47,8 @@ pub const DURATION_PATTERN: &str = r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μ
     printcolumn = r#"{"name":"Criteria","type":"string","jsonPath":".spec.criteria"}"#,
     printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#,
-    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
+    printcolumn = r#"{"name":"Verdict","type":"string","jsonPath":".status.verdict"}"#,
+    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status","priority":1}"#,
     printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.summary.violations"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -75,6 +80,15 @@ pub struct ControlSpec {
     /// exported as the `severity` label of the control's metrics.
     pub severity: Severity,
 
+    /// The weakest evidence this control accepts for each claim it makes:
+    /// `Verified` (cluster state that proves the property itself),
+    /// `Configured` (a setting that should produce it) or `Attested` (a
+    /// person's statement). Evidence below it makes the verdict Unknown
+    /// (reason `InsufficientEvidence`), never Compliant. Default: `Verified`
+    /// for `Critical` controls, `Configured` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_evidence: Option<Verification>,
+
     /// `Audit` (default) reports violations. `Enforce` is accepted but not
     /// implemented yet: the `Ready` condition says so; the control is still audited.
     #[serde(default)]
@@ -87,6 +101,17 @@ pub struct ControlSpec {
 
     /// The check that decides compliance: exactly one member is set.
     pub check: Check,
+}
+
+impl ControlSpec {
+    /// The weakest evidence the control accepts: `spec.minimumEvidence`, or
+    /// `Verified` for `Critical` controls and `Configured` for the others.
+    pub fn required_evidence(&self) -> Verification {
+        self.minimum_evidence.unwrap_or(match self.severity {
+            Severity::Critical => Verification::Verified,
+            _ => Verification::Configured,
+        })
+    }
 }
 
 /// SOC 2 Trust Services Categories (AICPA TSC 2017).
@@ -243,6 +268,25 @@ pub struct WorkloadSecurityCheck {
     pub forbid_added_capabilities: bool,
 }
 
+/// A person's statement that a control holds where the operator cannot see
+/// it (for example on a managed control plane): evidence of strength
+/// `Attested`, never more. Who and when are required, so that an auditor can
+/// sample it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Attestation {
+    /// What is attested, e.g. "EKS envelope encryption with KMS key
+    /// arn:aws:kms:…" (1–1024 characters).
+    #[schemars(length(min = 1, max = 1024))]
+    pub statement: String,
+    /// Who attests: a name or e-mail address (1–253 characters).
+    #[schemars(length(min = 1, max = 253))]
+    pub attested_by: String,
+    /// When it was attested: an RFC 3339 date (`2026-01-10`) or date-time.
+    #[schemars(regex(pattern = DATE_PATTERN))]
+    pub attested_at: String,
+}
+
 /// Audit logging of the API server (Kubernetes "Auditing"): every
 /// kube-apiserver mirror pod in `kube-system` runs with `--audit-policy-file`
 /// and a backend (`--audit-log-path` or `--audit-webhook-config-file`).
@@ -251,10 +295,9 @@ pub struct WorkloadSecurityCheck {
 #[serde(rename_all = "camelCase")]
 pub struct AuditLoggingCheck {
     /// A statement for managed control planes, e.g. "EKS control plane logging
-    /// (audit) enabled to CloudWatch" (at most 1024 characters).
+    /// (audit) enabled to CloudWatch", with who and when (evidence `Attested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
-    pub attestation: Option<String>,
+    pub attestation: Option<Attestation>,
 }
 
 /// Where workload images come from (change management): every container of
@@ -355,52 +398,130 @@ pub struct StorageClassEncryption {
 #[serde(rename_all = "camelCase")]
 pub struct SecretEncryption {
     /// A statement for managed control planes, e.g. "EKS envelope encryption
-    /// with KMS key arn:aws:kms:…, enabled 2026-01-10" (at most 1024 characters).
+    /// with KMS key arn:aws:kms:…", with who and when (evidence `Attested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
-    pub attestation: Option<String>,
+    pub attestation: Option<Attestation>,
 }
 
-/// Over-privileged RBAC (Kubernetes "Using RBAC Authorization", "RBAC good
-/// practices"). Always: no subject outside the allow-list is bound, by a
-/// ClusterRoleBinding or a RoleBinding, to `cluster-admin` or to a role granting
-/// `*` verbs on `*` resources. Aggregated ClusterRoles are judged by their
-/// aggregated rules. The optional checks are off by default.
+/// Over-privileged RBAC (Kubernetes "Using RBAC Authorization", "Role Based
+/// Access Control Good Practices"). Each option reports one kind of grant to
+/// subjects outside the allow-list, with its own reason: `clusterAdmin` (on
+/// by default) the admin roles, `riskyGrants` each privilege-escalation risk
+/// of the good-practices page. Aggregated ClusterRoles are judged by their
+/// aggregated rules; offline, the built-in ClusterRoles of Kubernetes v1.36
+/// are known without being in the input.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.clusterAdmin) || self.clusterAdmin || (has(self.riskyGrants) && size(self.riskyGrants) > 0) || (has(self.secretsReadClusterWide) && self.secretsReadClusterWide) || (has(self.escalationVerbs) && self.escalationVerbs) || (has(self.anonymousBindings) && self.anonymousBindings) || (has(self.allAuthenticatedBindings) && self.allAuthenticatedBindings) || (has(self.wildcardRules) && self.wildcardRules)").message("with clusterAdmin false, set at least one other option (riskyGrants, anonymousBindings, allAuthenticatedBindings, wildcardRules, ...): this check would check nothing"))]
 pub struct RbacCheck {
     /// Subjects allowed to hold admin roles, in addition to group `system:masters`
     /// and the built-in `system:` components (see `allowSystemSubjects`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500))]
     pub allowed_subjects: Vec<SubjectMatcher>,
-    /// Allow the built-in control-plane identities: users
-    /// `system:kube-controller-manager`, `system:kube-scheduler`,
-    /// `system:kube-proxy`, `system:apiserver`, `system:volume-scheduler`,
-    /// `system:node:…`, group `system:nodes`, and ServiceAccounts of `kube-system`
-    /// (also as `system:serviceaccount:kube-system:…` or
-    /// `system:serviceaccounts:kube-system`). Never `system:anonymous`,
-    /// `system:unauthenticated`, `system:authenticated`, `system:serviceaccounts`
-    /// or ServiceAccounts of other namespaces. Default true.
+    /// Allow the built-in control-plane identities their built-in roles:
+    /// users `system:kube-controller-manager`, `system:kube-scheduler`,
+    /// `system:kube-proxy`, `system:apiserver`, `system:node:…`, group
+    /// `system:nodes`, and ServiceAccounts of `kube-system` (also as
+    /// `system:serviceaccount:kube-system:…` or
+    /// `system:serviceaccounts:kube-system`), each only where its binding
+    /// names a `system:` role of the Kubernetes bootstrap policy (so a
+    /// kube-system ServiceAccount bound to `cluster-admin`, Helm 2's Tiller
+    /// pattern, is reported). Never `system:anonymous`,
+    /// `system:unauthenticated`, `system:authenticated`,
+    /// `system:serviceaccounts` or ServiceAccounts of other namespaces.
+    /// Default true.
     #[serde(default = "default_true")]
     pub allow_system_subjects: bool,
-    /// Report `get`/`list`/`watch` on Secrets granted cluster-wide (ClusterRoleBinding).
+    /// Report subjects bound to `cluster-admin` or to a role granting `*` verbs
+    /// on `*` resources in the `*` or core group (reason `AdminBoundToSubject`).
+    /// Default true; set it false in a Control about something else.
+    #[serde(default = "default_true")]
+    pub cluster_admin: bool,
+    /// Privilege-escalation risks to report, each a reason of its own (see
+    /// `RiskyGrant`). At most one of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"), length(max = 11))]
+    pub risky_grants: Vec<RiskyGrant>,
+    /// Report `get`/`list`/`watch` on Secrets granted cluster-wide
+    /// (ClusterRoleBinding), reason `SecretsReadClusterWide`: the same as
+    /// `SecretsRead` in `riskyGrants`.
     #[serde(default)]
     pub secrets_read_cluster_wide: bool,
-    /// Report any binding to `system:anonymous` or `system:unauthenticated`
-    /// (except the bootstrap `system:public-info-viewer` binding while its role
-    /// grants only non-resource URLs such as `/healthz` and `/version`).
+    /// Report any binding to `system:anonymous` or `system:unauthenticated`,
+    /// reason `AnonymousBinding` (except the bootstrap
+    /// `system:public-info-viewer` binding while its role grants only `get` on
+    /// the health and version URLs).
     #[serde(default)]
     pub anonymous_bindings: bool,
+    /// Report any binding to every authenticated identity (groups
+    /// `system:authenticated`, `system:serviceaccounts`), reason
+    /// `AllAuthenticatedBinding`, except the bootstrap bindings that do so
+    /// while they are as built in (`system:basic-user`, `system:discovery`,
+    /// `system:public-info-viewer`, `system:service-account-issuer-discovery`).
+    /// On managed clusters "authenticated" can mean any account of the
+    /// provider (RBAC Good Practices).
+    #[serde(default)]
+    pub all_authenticated_bindings: bool,
     /// Report `*` in verbs or resources of roles, except the built-in
     /// `cluster-admin` and roles named `system:…`.
     #[serde(default)]
     pub wildcard_rules: bool,
     /// Report bound roles granting the escalation verbs `bind`/`escalate` on
     /// roles or clusterroles, or `impersonate` on users, groups,
-    /// serviceaccounts, uids or userextras — by name or through `*`.
+    /// serviceaccounts, uids or userextras — by name or through `*` — in one
+    /// reason, `EscalationVerbs` (`Bind`, `Escalate` and `Impersonate` in
+    /// `riskyGrants` report them one by one).
     #[serde(default)]
     pub escalation_verbs: bool,
+}
+
+/// A privilege-escalation risk of the Kubernetes "Role Based Access Control
+/// Good Practices" page, reported when a subject outside the allow-list is
+/// granted it (by name or through `*` verbs, resources or API groups).
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+pub enum RiskyGrant {
+    /// `get`, `list` or `watch` on all Secrets, cluster-wide: every credential
+    /// of the cluster (reason `SecretsReadClusterWide`).
+    SecretsRead,
+    /// Creating pods or pod-managing workloads (Deployments, StatefulSets,
+    /// DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs),
+    /// `pods/exec`, `pods/attach` or ephemeral containers, cluster-wide: mount
+    /// any Secret or ServiceAccount, or run a privileged pod (reason
+    /// `WorkloadCreationClusterWide`).
+    WorkloadCreation,
+    /// Creating PersistentVolumes: a hostPath volume reaches the node's
+    /// filesystem (reason `PersistentVolumeCreation`).
+    PersistentVolumeCreation,
+    /// Any access to `nodes/proxy`: the kubelet API, exec into every pod of the
+    /// node, around audit and admission (reason `NodeProxyAccess`).
+    NodeProxy,
+    /// `escalate` on Roles or ClusterRoles: write a role with more than one
+    /// holds (reason `EscalateVerb`).
+    Escalate,
+    /// `bind` on Roles or ClusterRoles: bind any role, cluster-admin included
+    /// (reason `BindVerb`).
+    Bind,
+    /// `impersonate` on users, groups, ServiceAccounts, uids or userextras: act
+    /// as anyone (reason `ImpersonateVerb`).
+    Impersonate,
+    /// Creating CertificateSigningRequests together with approving them
+    /// (`certificatesigningrequests/approval` and `approve` on `signers`): a
+    /// client certificate for any identity (reason `CertificateSigning`).
+    CertificateSigning,
+    /// Creating `serviceaccounts/token` cluster-wide: a token of any
+    /// ServiceAccount (reason `TokenRequestClusterWide`).
+    TokenRequest,
+    /// Creating, changing or deleting admission webhooks or
+    /// ValidatingAdmissionPolicies and their bindings: read or change every
+    /// object admitted, or remove the guards (reason `AdmissionControl`).
+    AdmissionWebhooks,
+    /// Changing Namespaces (`update`, `patch`): their labels decide Pod
+    /// Security Admission and NetworkPolicy selection (reason
+    /// `NamespaceModification`).
+    NamespaceModification,
 }
 
 /// An RBAC subject pattern (`rbac.authorization.k8s.io/v1` Subject).
@@ -490,8 +611,15 @@ pub struct ControlStatus {
     /// The `metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The verdict in one word, for `kubectl get controls`: `Compliant`,
+    /// `NonCompliant`, `Unknown` (the evidence the check needs cannot be seen),
+    /// `InvalidSpec`, or `NotEvaluated` (the inputs cannot be watched). The
+    /// `Compliant` condition carries the same with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<StatusVerdict>,
     /// `Ready`: the spec is valid and was evaluated. `Compliant`: the cluster
-    /// satisfies the check. Standard `metav1.Condition`s.
+    /// satisfies the check (`Unknown` when it cannot be told). Standard
+    /// `metav1.Condition`s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -505,10 +633,35 @@ pub struct ControlStatus {
     /// True when `violations` was cut to 100 entries.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub violations_truncated: bool,
+    /// Objects (or requirements, kind `Control`) whose compliance could not be
+    /// determined, with the reason; at most 100. `summary.undetermined` has
+    /// the true count. Any of them makes the verdict Unknown unless there are
+    /// violations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undetermined: Vec<Violation>,
+    /// True when `undetermined` was cut to 100 entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undetermined_truncated: bool,
     /// What the verdict rests on, where the check has evidence (for example which
     /// source proved Secret encryption, or the newest successful backup).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
+}
+
+/// A Control's verdict as shown in `status.verdict`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusVerdict {
+    /// Every claim holds, on evidence at least as strong as required.
+    Compliant,
+    /// At least one violation, or a required provider is missing.
+    NonCompliant,
+    /// No violation was seen, but the evidence the check needs cannot be seen
+    /// or is weaker than `spec.minimumEvidence`.
+    Unknown,
+    /// The spec cannot be evaluated (`Ready=False`, reason `InvalidSpec`).
+    InvalidSpec,
+    /// The inputs cannot be watched (`Ready=False`, reason `WatchFailed`).
+    NotEvaluated,
 }
 
 /// Most violations kept in `status.violations`; keeps the object far from etcd's
@@ -523,6 +676,10 @@ pub struct Summary {
     pub resources_checked: i64,
     /// All violations found, including those cut from `status.violations`.
     pub violations: i64,
+    /// All undetermined findings, including those cut from
+    /// `status.undetermined`.
+    #[serde(default)]
+    pub undetermined: i64,
     /// When the evaluation ran (RFC 3339).
     pub last_evaluation_time: Time,
 }
@@ -548,26 +705,61 @@ pub struct Violation {
     pub message: String,
 }
 
-/// A piece of evidence behind a verdict.
+/// A piece of evidence behind a verdict: which claim of the control it
+/// supports, where it came from and how strong it is.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
+    /// The claim it supports, e.g. "Secrets are encrypted at rest". A control
+    /// is Compliant only when every claim it makes has evidence at least as
+    /// strong as `spec.minimumEvidence`.
+    #[serde(default)]
+    pub claim: String,
     /// Where it came from, in CamelCase (for example `EncryptionProviderConfigFlag`,
     /// `APIServerMetrics`, `Attestation`, `VeleroBackup`).
     pub source: String,
-    /// `Verified` when read from cluster state, `Attested` when stated in the spec.
+    /// How strong it is: `Verified`, `Configured` or `Attested`.
     pub verification: Verification,
     /// What the evidence says.
     pub message: String,
+    /// For `Attested` evidence: who attested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested_by: Option<String>,
+    /// For `Attested` evidence: when (RFC 3339 date or date-time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attested_at: Option<String>,
 }
 
-/// How evidence was obtained.
+/// How strong a piece of evidence is, strongest first.
 #[derive(
-    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
 )]
 pub enum Verification {
-    /// Read from cluster state by the operator.
+    /// Cluster state, read by the operator, that proves the property itself
+    /// (for example the API server's own count of Secrets written through an
+    /// encrypting provider).
     Verified,
-    /// Stated by a person in the Control spec; not verified.
+    /// A setting, read by the operator, that should produce the property but
+    /// does not prove it (a flag, a StorageClass parameter, an
+    /// EncryptionConfiguration, a NetworkPolicy a network plugin enforces).
+    Configured,
+    /// A person's statement in the Control spec, with who and when; not
+    /// verified.
     Attested,
+}
+
+impl Verification {
+    /// Whether this evidence is at least as strong as `minimum`.
+    pub fn satisfies(self, minimum: Verification) -> bool {
+        self.rank() >= minimum.rank()
+    }
+
+    /// 2 for `Verified`, 1 for `Configured`, 0 for `Attested`.
+    pub fn rank(self) -> u8 {
+        match self {
+            Verification::Verified => 2,
+            Verification::Configured => 1,
+            Verification::Attested => 0,
+        }
+    }
 }

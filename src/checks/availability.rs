@@ -14,9 +14,20 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
 
-use crate::api::AvailabilityCheck;
+use crate::api::{AvailabilityCheck, Verification};
 use crate::snapshot::{Kind, KindSet, name_of};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member, violation};
+use crate::vocabulary::{
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, violation,
+};
+
+/// The declared workloads and disruption budgets.
+pub static WORKLOAD_SPECS: EvidenceKind = EvidenceKind {
+    claim: "Workloads are declared to survive the loss of a pod",
+    source: "WorkloadSpec",
+    verification: Verification::Configured,
+    proves: "the replicas, PodDisruptionBudgets and readiness probes the Deployments and StatefulSets in scope declare",
+    does_not_prove: "that the replicas are running and ready now, or spread over several nodes",
+};
 
 /// The `availability` check family.
 pub struct Availability;
@@ -24,8 +35,8 @@ pub struct Availability;
 impl Family for Availability {
     member!(availability: AvailabilityCheck = "availability");
 
-    fn evidence(_spec: &AvailabilityCheck) -> &'static str {
-        "Deployments, StatefulSets and PodDisruptionBudgets"
+    fn evidence_kinds(_spec: &AvailabilityCheck) -> Vec<&'static EvidenceKind> {
+        vec![&WORKLOAD_SPECS]
     }
 
     /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
@@ -53,10 +64,24 @@ impl Family for Availability {
     }
 }
 
+/// The pods a PodDisruptionBudget protects, as a selector; `None` when it
+/// protects nothing: no (or a malformed) selector, `minAvailable: 0` or `0%`,
+/// or `maxUnavailable: 100%` — a budget every eviction satisfies
+/// (Kubernetes "Specifying a Disruption Budget for your Application").
 fn pdb_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
-    let sel = pdb.spec.as_ref()?.selector.clone()?;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = pdb.spec.as_ref()?;
+    let permits_all = match (&spec.min_available, &spec.max_unavailable) {
+        (Some(IntOrString::Int(0)), _) => true,
+        (Some(IntOrString::String(p)), _) if p.trim() == "0%" => true,
+        (_, Some(IntOrString::String(p))) if p.trim() == "100%" => true,
+        _ => false,
+    };
+    if permits_all {
+        return None;
+    }
     // A malformed selector in cluster data selects nothing.
-    Selector::try_from(sel).ok()
+    Selector::try_from(spec.selector.clone()?).ok()
 }
 
 /// Checks one workload (`obj`, with its `spec.replicas` and pod template).
@@ -126,6 +151,9 @@ fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSp
         ));
     }
     let mut out = Outcome::default();
+    out.evidence.push(WORKLOAD_SPECS.evidence(
+        "Deployments, StatefulSets and PodDisruptionBudgets of each namespace in scope".into(),
+    ));
     cx.each_namespace(&mut out, |ns, out| {
         let pdbs: Vec<(String, Selector)> = cx
             .objects::<PodDisruptionBudget>()

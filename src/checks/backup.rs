@@ -12,7 +12,8 @@
 //! one with `spec.default: true`) is `Available`. `Schedule.status.lastBackup`
 //! is set when a backup is *created*, so it is never taken as evidence;
 //! `PartiallyFailed` and `Failed` are not success. Velero CRDs absent →
-//! NonCompliant, reason `BackupProviderNotInstalled`.
+//! NonCompliant, reason `BackupProviderNotInstalled` (from offline manifests,
+//! which need not hold Velero, Unknown: `BackupProviderNotInManifests`).
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
@@ -20,13 +21,14 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 
 use crate::api::{BackupCheck, Evidence, Verification};
 use crate::resources::velero::{
-    Backup, BackupStorageLocation, BackupTemplate, Restore, SCHEDULE_NAME_LABEL, Schedule,
+    BACKUP_NAME_LABEL, Backup, BackupStorageLocation, BackupTemplate, PodVolumeBackup, Restore,
+    SCHEDULE_NAME_LABEL, Schedule,
 };
 use crate::resources::volume_snapshot::VolumeSnapshot;
 use crate::snapshot::{Kind, KindSet, labels_of, name_of, namespace_of};
 use crate::vocabulary::{
-    Context, Family, InvalidSpec, Locality, Outcome, human, list_some, member, parse_duration,
-    parse_time, violation,
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, human, list_some, member,
+    parse_duration, parse_time, violation,
 };
 
 /// The storage location name a backup uses when neither it nor the default
@@ -44,28 +46,55 @@ const VELERO_KINDS: [Kind; 3] = [
     Kind::VeleroBackupStorageLocation,
 ];
 
+/// A fresh, complete Velero Backup of each namespace.
+pub static VELERO_BACKUP: EvidenceKind = EvidenceKind {
+    claim: "Every namespace in scope has a fresh successful backup",
+    source: "VeleroBackup",
+    verification: Verification::Verified,
+    proves: "an enabled Schedule (spec.paused not true) includes the namespace (spec.template.includedNamespaces/excludedNamespaces, globs as Velero reads them); its newest complete Backup (label velero.io/schedule-name) includes it and finished (status.completionTimestamp) within maxAge, after the namespace was created, on a BackupStorageLocation with status.phase Available. Complete means: status.phase Completed; status.progress.itemsBackedUp above 0 when Velero reports it; status.errors 0; status.volumeSnapshotsCompleted = volumeSnapshotsAttempted and csiVolumeSnapshotsCompleted = csiVolumeSnapshotsAttempted; status.backupItemOperationsFailed 0; status.hookStatus.hooksFailed 0; and no PodVolumeBackup labelled velero.io/backup-name with the backup's name in phase Failed or Canceled",
+    does_not_prove: "that the backup can be restored (restoreTestedWithin checks that restores are tested), or how many of the namespace's items it holds",
+};
+
+/// A recent Completed Velero Restore.
+pub static VELERO_RESTORE: EvidenceKind = EvidenceKind {
+    claim: "Restores are tested",
+    source: "VeleroRestore",
+    verification: Verification::Verified,
+    proves: "a Velero Restore reached status.phase Completed, restored items (status.progress.itemsRestored above 0 when Velero reports it), and finished (status.completionTimestamp) within restoreTestedWithin",
+    does_not_prove: "which namespaces it restored, or that the restored workloads worked",
+};
+
+/// A recent ready VolumeSnapshot of each PVC.
+pub static VOLUME_SNAPSHOT: EvidenceKind = EvidenceKind {
+    claim: "Persistent volumes have recent snapshots",
+    source: "VolumeSnapshot",
+    verification: Verification::Verified,
+    proves: "each PVC in scope has a VolumeSnapshot with readyToUse true created within maxAge",
+    does_not_prove: "that the snapshot can be restored, or that it is stored outside the volume's failure domain",
+};
+
 /// The `backup` check family.
 pub struct Backups;
 
 impl Family for Backups {
     member!(backup: BackupCheck = "backup");
 
-    fn evidence(spec: &BackupCheck) -> &'static str {
-        match (spec.restore_tested_within.is_some(), spec.volume_snapshots) {
-            (true, _) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations, Completed Restores"
-            }
-            (_, true) => {
-                "Velero Schedules, Completed Backups, BackupStorageLocations; CSI VolumeSnapshots of each PVC"
-            }
-            _ => "Velero Schedules, Completed Backups, BackupStorageLocations",
+    fn evidence_kinds(spec: &BackupCheck) -> Vec<&'static EvidenceKind> {
+        let mut kinds = vec![&VELERO_BACKUP];
+        if spec.restore_tested_within.is_some() {
+            kinds.push(&VELERO_RESTORE);
         }
+        if spec.volume_snapshots {
+            kinds.push(&VOLUME_SNAPSHOT);
+        }
+        kinds
     }
 
     /// Kinds read: Velero Schedule, Backup, Restore, BackupStorageLocation;
     /// PVC and VolumeSnapshot with `volumeSnapshots`.
     fn kinds(spec: &BackupCheck) -> KindSet {
         let mut k = KindSet::from(VELERO_KINDS);
+        k.insert(Kind::VeleroPodVolumeBackup);
         if spec.restore_tested_within.is_some() {
             k.insert(Kind::VeleroRestore);
         }
@@ -164,8 +193,9 @@ struct ScheduleView<'a> {
     schedule: &'a Schedule,
     coverage: Coverage,
     disabled: Option<String>,
-    /// The newest Completed backup and its coverage, or why there is none.
-    newest: Result<(&'a Backup, Coverage), String>,
+    /// The newest complete Completed backup and its coverage, or the reason
+    /// and message why there is none.
+    newest: Result<(&'a Backup, Coverage), (&'static str, String)>,
     /// Freshness and location of `newest`: evidence, or why it does not count.
     verdict: Result<Evidence, (&'static str, String)>,
 }
@@ -177,34 +207,150 @@ fn phase(b: &Backup) -> String {
         .unwrap_or_else(|| "New".into())
 }
 
+/// Why a Completed Backup is not evidence of a backup, if it is not: it
+/// wrote no items (`status.progress.itemsBackedUp`), reports errors, or some
+/// of its volume snapshots, CSI snapshots, asynchronous item operations
+/// (e.g. snapshot data movement), hooks or PodVolumeBackups did not complete
+/// (Velero `pkg/apis/velero/v1/backup_types.go`; a file-system backup can
+/// fail while its Backup completes, Velero issue 6212).
+pub fn incomplete(b: &Backup, failed_volumes: &[&str]) -> Option<String> {
+    let st = b.status.clone().unwrap_or_default();
+    let n = |v: Option<i64>| v.unwrap_or(0);
+    let mut why = Vec::new();
+    if let Some(items @ ..=0) = items_backed_up(b) {
+        why.push(format!(
+            "wrote no items (status.progress.itemsBackedUp {items})"
+        ));
+    }
+    if n(st.errors) > 0 {
+        why.push(format!("reports {} errors", n(st.errors)));
+    }
+    for (what, attempted, completed) in [
+        (
+            "volume snapshots",
+            st.volume_snapshots_attempted,
+            st.volume_snapshots_completed,
+        ),
+        (
+            "CSI volume snapshots",
+            st.csi_volume_snapshots_attempted,
+            st.csi_volume_snapshots_completed,
+        ),
+    ] {
+        if n(completed) < n(attempted) {
+            why.push(format!(
+                "completed {} of {} {what}",
+                n(completed),
+                n(attempted)
+            ));
+        }
+    }
+    if n(st.backup_item_operations_failed) > 0 {
+        why.push(format!(
+            "{} backup item operations failed (e.g. snapshot data movement)",
+            n(st.backup_item_operations_failed)
+        ));
+    }
+    let hooks_failed = st.hook_status.and_then(|h| h.hooks_failed);
+    if n(hooks_failed) > 0 {
+        why.push(format!("{} backup hooks failed", n(hooks_failed)));
+    }
+    if !failed_volumes.is_empty() {
+        let names: Vec<String> = failed_volumes.iter().map(|v| (*v).to_owned()).collect();
+        why.push(format!("PodVolumeBackups failed: {}", list_some(&names, 3)));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// `status.progress.itemsBackedUp`, `None` when Velero did not report it
+/// (Velero writes it for every backup it runs; an absent count leaves the
+/// phase `Completed` as the only word, and the evidence says so).
+fn items_backed_up(b: &Backup) -> Option<i64> {
+    b.status
+        .as_ref()
+        .and_then(|s| s.progress.as_ref())
+        .and_then(|p| p.items_backed_up)
+}
+
+/// The PodVolumeBackups that failed or were canceled, by (namespace, backup).
+fn failed_pod_volume_backups<'a>(cx: &Context<'a>) -> HashMap<(&'a str, &'a str), Vec<&'a str>> {
+    let mut failed: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    if !cx.is_installed(Kind::VeleroPodVolumeBackup) {
+        return failed;
+    }
+    for p in cx.objects::<PodVolumeBackup>().iter() {
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        if !matches!(phase, Some("Failed" | "Canceled")) {
+            continue;
+        }
+        if let Some(b) = labels_of(p.as_ref()).get(BACKUP_NAME_LABEL) {
+            failed
+                .entry((namespace_of(p.as_ref()), b.as_str()))
+                .or_default()
+                .push(name_of(p.as_ref()));
+        }
+    }
+    failed
+}
+
+/// The newest complete Completed backup of a schedule (see [`incomplete`]),
+/// or the reason and message why there is none.
+fn newest_complete<'a>(
+    schedule: &Schedule,
+    backups: &[&'a Backup],
+    failed_volumes: &HashMap<(&str, &str), Vec<&str>>,
+) -> Result<&'a Backup, (&'static str, String)> {
+    let (sched_ns, sched_name) = (namespace_of(schedule), name_of(schedule));
+    let mut first_incomplete: Option<String> = None;
+    for b in backups.iter().filter(|b| phase(b) == "Completed") {
+        let failed = failed_volumes
+            .get(&(namespace_of(*b), name_of(*b)))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        match incomplete(b, failed) {
+            None => return Ok(b),
+            Some(why) => {
+                first_incomplete.get_or_insert(format!("{} {why}", name_of(*b)));
+            }
+        }
+    }
+    if let Some(why) = first_incomplete {
+        return Err((
+            "BackupIncomplete",
+            format!(
+                "schedule {sched_ns}/{sched_name} has no complete backup: its newest Completed backup {why}"
+            ),
+        ));
+    }
+    let seen: Vec<String> = backups
+        .iter()
+        .take(3)
+        .map(|b| format!("{} {}", name_of(*b), phase(b)))
+        .collect();
+    Err((
+        "NoCompletedBackup",
+        if seen.is_empty() {
+            format!("schedule {sched_ns}/{sched_name} has produced no backup")
+        } else {
+            format!(
+                "schedule {sched_ns}/{sched_name} has no Completed backup (newest: {})",
+                seen.join(", ")
+            )
+        },
+    ))
+}
+
 fn judge<'a>(
     cx: &Context<'a>,
     schedule: &'a Schedule,
     backups: &[&'a Backup],
+    failed_volumes: &HashMap<(&str, &str), Vec<&str>>,
     max_age: SignedDuration,
 ) -> ScheduleView<'a> {
-    let sched_ns = namespace_of(schedule);
-    let sched_name = name_of(schedule);
-    let newest = match backups.iter().find(|b| phase(b) == "Completed") {
-        Some(b) => Ok((*b, Coverage::of(&b.spec.template))),
-        None => {
-            let seen: Vec<String> = backups
-                .iter()
-                .take(3)
-                .map(|b| format!("{} {}", name_of(*b), phase(b)))
-                .collect();
-            Err(if seen.is_empty() {
-                format!("schedule {sched_ns}/{sched_name} has produced no backup")
-            } else {
-                format!(
-                    "schedule {sched_ns}/{sched_name} has no Completed backup (newest: {})",
-                    seen.join(", ")
-                )
-            })
-        }
-    };
+    let newest = newest_complete(schedule, backups, failed_volumes)
+        .map(|b| (b, Coverage::of(&b.spec.template)));
     let verdict = match &newest {
-        Err(why) => Err(("NoCompletedBackup", why.clone())),
+        Err(why) => Err(why.clone()),
         Ok((b, _)) => backup_verdict(cx, schedule, b, max_age),
     };
     ScheduleView {
@@ -299,15 +445,15 @@ fn backup_verdict(
         ));
     };
     match location.status.as_ref().and_then(|s| s.phase.as_deref()) {
-        Some("Available") => Ok(Evidence {
-            source: "VeleroBackup".into(),
-            verification: Verification::Verified,
-            message: format!(
-                "schedule {sched_ns}/{sched_name}: backup {} Completed at {}, location {location_name} Available",
-                name_of(backup),
-                completed_at.unwrap_or_default()
-            ),
-        }),
+        Some("Available") => Ok(VELERO_BACKUP.evidence(format!(
+            "schedule {sched_ns}/{sched_name}: backup {} Completed at {} ({}), location {location_name} Available",
+            name_of(backup),
+            completed_at.unwrap_or_default(),
+            items_backed_up(backup).map_or_else(
+                || "item count not reported".to_owned(),
+                |n| format!("{n} items")
+            )
+        ))),
         p => Err((
             "BackupLocationUnavailable",
             format!(
@@ -331,18 +477,27 @@ fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         .map(|d| parse_duration("spec.check.backup.restoreTestedWithin", d))
         .transpose()?;
     let mut out = Outcome::default();
-    if let Some(blocking) = provider_missing(cx) {
-        out.blocking = Some(blocking);
+    if let Some((reason, message)) = provider_missing(cx) {
+        if cx.is_partial() {
+            // Offline manifests without Velero say nothing of the cluster.
+            out.undetermined.push(cx.control_violation(
+                "BackupProviderNotInManifests",
+                "the manifests hold no Velero CRDs: whether namespaces are backed up cannot be told from them (run against the cluster, or include Velero's CRDs, Schedules and Backups)".into(),
+            ));
+        } else {
+            out.blocking = Some((reason, message));
+        }
         return Ok(out);
     }
     let by_schedule = backups_by_schedule(cx);
+    let failed_volumes = failed_pod_volume_backups(cx);
     let views: Vec<ScheduleView> = cx
         .objects::<Schedule>()
         .iter()
         .map(|s| {
             let key = (namespace_of(s.as_ref()), name_of(s.as_ref()));
             let backups = by_schedule.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            judge(cx, s, backups, max_age)
+            judge(cx, s, backups, &failed_volumes, max_age)
         })
         .collect();
     out.resources_checked += views.len() as u64;
@@ -354,7 +509,7 @@ fn evaluate(spec: &BackupCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
             continue;
         };
         let covering: Vec<usize> = index.covering(&views, ns_name).collect();
-        if let Err((reason, message)) = namespace_verdict(&views, &covering, ns_name, &mut used) {
+        if let Err((reason, message)) = namespace_verdict(&views, &covering, ns, &mut used) {
             out.violations.push(violation(ns.as_ref(), reason, message));
         }
     }
@@ -459,9 +614,11 @@ impl<'a> ScheduleIndex<'a> {
 fn namespace_verdict(
     views: &[ScheduleView],
     covering: &[usize],
-    ns: &str,
+    ns: &Namespace,
     used: &mut [bool],
 ) -> Result<(), (&'static str, String)> {
+    let created = ns.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let ns = name_of(ns);
     let enabled: Vec<usize> = covering
         .iter()
         .copied()
@@ -485,6 +642,16 @@ fn namespace_verdict(
                     ),
                 ));
             }
+            (Ok((b, _)), _) if started_before(b, created) => {
+                failure.get_or_insert((
+                    "NamespaceNotYetBackedUp",
+                    format!(
+                        "the namespace was created after the newest complete backup {} of schedule {} started: it is not in it",
+                        name_of(*b),
+                        name_of(v.schedule)
+                    ),
+                ));
+            }
             (_, Ok(_)) => {
                 ok = true;
                 used[i] = true;
@@ -498,6 +665,17 @@ fn namespace_verdict(
         return Ok(());
     }
     Err(failure.unwrap_or(("NoCompletedBackup", String::new())))
+}
+
+/// Whether backup `b` started (or, without a start time, finished) before
+/// `created`: then what was created at `created` is not in it.
+fn started_before(b: &Backup, created: Option<Timestamp>) -> bool {
+    let st = b.status.as_ref();
+    let began = st
+        .and_then(|s| s.start_timestamp.as_deref())
+        .or_else(|| st.and_then(|s| s.completion_timestamp.as_deref()))
+        .and_then(parse_time);
+    matches!((began, created), (Some(b), Some(c)) if b < c)
 }
 
 /// The message of a namespace no enabled schedule includes.
@@ -535,23 +713,31 @@ fn schedule_evidence(views: &[ScheduleView], used: &[bool], out: &mut Outcome) {
     let total = evidence.len();
     out.evidence.extend(evidence.into_iter().take(MAX_EVIDENCE));
     if total > MAX_EVIDENCE {
-        out.evidence.push(Evidence {
-            source: "VeleroBackup".into(),
-            verification: Verification::Verified,
-            message: format!(
-                "and {} more schedules with a fresh Completed backup",
-                total - MAX_EVIDENCE
-            ),
-        });
+        out.evidence.push(VELERO_BACKUP.evidence(format!(
+            "and {} more schedules with a fresh Completed backup",
+            total - MAX_EVIDENCE
+        )));
     }
 }
 
 fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
     let restores = cx.objects::<Restore>();
     out.resources_checked += restores.len() as u64;
+    // A restore that reports it wrote nothing (an empty backup, or every
+    // item already there) tested nothing; one without a count (Velero
+    // writes `status.progress` for every restore it runs) is taken at its
+    // phase.
+    let restored = |r: &Restore| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.progress.as_ref())
+            .and_then(|p| p.items_restored)
+            .is_none_or(|n| n > 0)
+    };
     let completed: Vec<_> = restores
         .iter()
         .filter(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Completed"))
+        .filter(|r| restored(r))
         .collect();
     let mut newest: Option<(SignedDuration, &str, &str, &str)> = None;
     let mut unusable: Vec<String> = Vec::new();
@@ -571,14 +757,10 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
         }
     }
     match newest {
-        Some((a, ns, name, at)) if a <= window => out.evidence.push(Evidence {
-            source: "VeleroRestore".into(),
-            verification: Verification::Verified,
-            message: format!(
-                "restore {ns}/{name} Completed at {at}, within restoreTestedWithin {}",
-                human(window)
-            ),
-        }),
+        Some((a, ns, name, at)) if a <= window => out.evidence.push(VELERO_RESTORE.evidence(format!(
+            "restore {ns}/{name} Completed at {at}, within restoreTestedWithin {}",
+            human(window)
+        ))),
         Some((_, ns, name, at)) => out.violations.push(cx.control_violation(
             "NoRecentRestoreTest",
             format!(
@@ -595,19 +777,30 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
         )),
         None => out.violations.push(cx.control_violation(
             "NoRecentRestoreTest",
-            "no Velero Restore has phase Completed: restores have never been tested".into(),
+            "no Velero Restore has phase Completed and restored items: restores have never been tested".into(),
         )),
     }
 }
 
 fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
     if !cx.is_installed(Kind::VolumeSnapshot) {
+        if cx.is_partial() {
+            out.undetermined.push(cx.control_violation(
+                "VolumeSnapshotProviderNotInManifests",
+                "the manifests hold no VolumeSnapshot CRD: whether volumes are snapshotted cannot be told from them".into(),
+            ));
+            return;
+        }
         out.violations.push(cx.control_violation(
             "VolumeSnapshotProviderNotInstalled",
             "volumeSnapshots is set but the snapshot.storage.k8s.io/v1 VolumeSnapshot CRD is not installed".into(),
         ));
         return;
     }
+    out.evidence.push(VOLUME_SNAPSHOT.evidence(format!(
+        "VolumeSnapshots of each PVC in scope: readyToUse and created within maxAge {}",
+        human(max_age)
+    )));
     for ns in cx.namespaces {
         let mut by_pvc: HashMap<&str, Vec<_>> = HashMap::new();
         for s in cx.objects::<VolumeSnapshot>().in_namespace(ns) {

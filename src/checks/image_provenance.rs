@@ -6,9 +6,20 @@
 //! `allowedRegistries` and, with `requireDigest`, is pinned by digest
 //! (`…@sha256:<64 hex>`), so that a tag cannot be moved under a running service.
 use super::workloads::{self, Workload};
-use crate::api::ImageProvenanceCheck;
+use crate::api::{ImageProvenanceCheck, Verification};
 use crate::snapshot::{Kind, KindSet};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, list_some, member};
+use crate::vocabulary::{
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, list_some, member,
+};
+
+/// The image references in pod templates.
+pub static IMAGE_REFERENCES: EvidenceKind = EvidenceKind {
+    claim: "Workloads run images from the approved pipeline",
+    source: "ContainerImage",
+    verification: Verification::Verified,
+    proves: "the registry and digest of every container image the pod templates in scope name",
+    does_not_prove: "what a tag points to now (only a digest pins content), or that the image passed review before it reached the registry",
+};
 
 /// The `imageProvenance` check family.
 pub struct ImageProvenance;
@@ -16,8 +27,8 @@ pub struct ImageProvenance;
 impl Family for ImageProvenance {
     member!(image_provenance: ImageProvenanceCheck = "imageProvenance");
 
-    fn evidence(_spec: &ImageProvenanceCheck) -> &'static str {
-        "Container images of Deployments, StatefulSets and DaemonSets"
+    fn evidence_kinds(_spec: &ImageProvenanceCheck) -> Vec<&'static EvidenceKind> {
+        vec![&IMAGE_REFERENCES]
     }
 
     /// Kinds read: Deployment, StatefulSet, DaemonSet.
@@ -36,6 +47,43 @@ impl Family for ImageProvenance {
     }
 }
 
+/// The image reference as the container runtime resolves it: one without a
+/// registry host (a first component with `.` or `:`, or `localhost`) is on
+/// `docker.io`, and a one-word repository is in `library/` — `nginx` is
+/// `docker.io/library/nginx` (distribution/reference `ParseNormalizedNamed`).
+pub fn normalize_image(image: &str) -> String {
+    let host = image
+        .split_once('/')
+        .map(|(first, _)| first)
+        .filter(|f| f.contains('.') || f.contains(':') || *f == "localhost");
+    match host {
+        Some(_) => image.to_owned(),
+        None if image.contains('/') => format!("docker.io/{image}"),
+        None => format!("docker.io/library/{image}"),
+    }
+}
+
+/// Whether `image` comes from `registry`, an allowed prefix such as
+/// `registry.example.com/` or `registry.example.com/team`: the image,
+/// normalized ([`normalize_image`]) or as written, starts with it at a path
+/// boundary, so `registry.example.com` does not allow
+/// `registry.example.com.evil.io/x`.
+pub fn from_registry(image: &str, registry: &str) -> bool {
+    let prefix = registry.trim_end_matches('/');
+    if prefix.is_empty() {
+        return false;
+    }
+    // After a repository path, `:` starts a tag; after a bare host it would
+    // start another port, that is another registry.
+    let tag_ok = prefix.contains('/');
+    let within = |i: &str| {
+        i.strip_prefix(prefix).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with(['/', '@']) || (tag_ok && rest.starts_with(':'))
+        })
+    };
+    within(image) || within(&normalize_image(image))
+}
+
 /// Whether `image` is pinned by a sha256 digest.
 pub fn pinned(image: &str) -> bool {
     image
@@ -52,12 +100,7 @@ fn check(spec: &ImageProvenanceCheck, w: Workload, out: &mut Outcome) {
     if !spec.allowed_registries.is_empty() {
         let foreign: Vec<String> = images
             .iter()
-            .filter(|(_, i)| {
-                !spec
-                    .allowed_registries
-                    .iter()
-                    .any(|r| i.starts_with(r.as_str()))
-            })
+            .filter(|(_, i)| !spec.allowed_registries.iter().any(|r| from_registry(i, r)))
             .map(|(c, i)| format!("{c}={i}"))
             .collect();
         if !foreign.is_empty() {
@@ -97,6 +140,10 @@ fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, Invali
         ));
     }
     let mut out = Outcome::default();
+    out.evidence.push(IMAGE_REFERENCES.evidence(
+        "Container images of the Deployments, StatefulSets and DaemonSets of each namespace in scope"
+            .into(),
+    ));
     cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {
             check(spec, w, out);

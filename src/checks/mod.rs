@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use crate::api::Check;
 use crate::snapshot::{Kind, KindSet};
-use crate::vocabulary::{Context, Declared, Family, InvalidSpec, Locality, Outcome};
+use crate::vocabulary::{Context, Declared, EvidenceKind, Family, InvalidSpec, Locality, Outcome};
 
 pub mod apiserver;
 pub mod audit_logging;
@@ -56,8 +56,8 @@ pub trait Registered: Sync {
     /// # Errors
     /// The family's [`InvalidSpec`].
     fn evaluate(&self, check: &Check, cx: &Context) -> Result<Outcome, InvalidSpec>;
-    /// [`Family::evidence`].
-    fn evidence(&self, check: &Check) -> &'static str;
+    /// [`Family::evidence_kinds`].
+    fn evidence_kinds(&self, check: &Check) -> Vec<&'static EvidenceKind>;
     /// [`Family::reads_apiserver_metrics`].
     fn reads_apiserver_metrics(&self, check: &Check) -> bool;
 }
@@ -92,8 +92,8 @@ impl<F: Family> Registered for Entry<F> {
             )),
         }
     }
-    fn evidence(&self, check: &Check) -> &'static str {
-        F::spec(check).map_or("", F::evidence)
+    fn evidence_kinds(&self, check: &Check) -> Vec<&'static EvidenceKind> {
+        F::spec(check).map(F::evidence_kinds).unwrap_or_default()
     }
     fn reads_apiserver_metrics(&self, check: &Check) -> bool {
         F::spec(check).is_some_and(F::reads_apiserver_metrics)
@@ -159,9 +159,20 @@ pub fn locality(check: &Check, kind: Kind) -> Locality {
     family_of(check).map_or(Locality::Global, |f| f.locality(check, kind))
 }
 
-/// What a check reads as evidence, for the catalog table.
-pub fn evidence_of(check: &Check) -> &'static str {
-    family_of(check).map_or("", |f| f.evidence(check))
+/// The kinds of evidence `check` can produce (empty without exactly one
+/// member set).
+pub fn evidence_kinds_of(check: &Check) -> Vec<&'static EvidenceKind> {
+    family_of(check).map_or_else(|_| Vec::new(), |f| f.evidence_kinds(check))
+}
+
+/// What a check reads as evidence, in one line for the catalog table: each
+/// source with its strength.
+pub fn evidence_of(check: &Check) -> String {
+    evidence_kinds_of(check)
+        .iter()
+        .map(|k| format!("{} ({:?})", k.source, k.verification))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `check` reads the API server's storage-transformation metrics.

@@ -6,18 +6,33 @@
 //! in-scope namespace passes when it has a NetworkPolicy with `podSelector: {}`
 //! whose effective `policyTypes` include `Ingress` and which has no ingress
 //! rules; with `egress: true`, likewise for `Egress`. Omitted `policyTypes` means
-//! `Ingress`, plus `Egress` when the policy has egress rules. A policy that
-//! selects all pods and has an empty rule (`ingress: [{}]`) allows all traffic in
-//! that direction and undoes default-deny: it is reported as a violation.
-use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
-};
+//! `Ingress`, plus `Egress` when the policy has egress rules. Policies are
+//! additive: policies that select all pods and allow all traffic in a
+//! direction — an empty rule (`ingress: [{}]`), or, on every port (no
+//! `ports`, or each of TCP, UDP and SCTP whole), every pod
+//! (`namespaceSelector: {}`) and every IPv4 and IPv6 address (`ipBlock`
+//! `0.0.0.0/0` and `::/0` without `except`), alone or together — undo
+//! default-deny and are reported.
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use k8s_openapi::api::core::v1::Namespace;
 
-use crate::api::NetworkPolicyCheck;
+use crate::api::{NetworkPolicyCheck, Verification};
 use crate::snapshot::{Kind, KindSet, name_of};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member, violation};
+use crate::vocabulary::{
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, violation,
+};
+
+/// The NetworkPolicies themselves: a setting the network plugin enforces.
+pub static DEFAULT_DENY: EvidenceKind = EvidenceKind {
+    claim: "Every namespace in scope denies traffic by default",
+    source: "NetworkPolicy",
+    verification: Verification::Configured,
+    proves: "each namespace in scope has a NetworkPolicy that selects every pod and allows nothing in the direction checked, and no policy selecting every pod allows all traffic",
+    does_not_prove: "that the cluster's network plugin enforces NetworkPolicies (one without NetworkPolicy support ignores them)",
+};
 
 /// The `networkPolicy` check family.
 pub struct NetworkPolicies;
@@ -25,8 +40,8 @@ pub struct NetworkPolicies;
 impl Family for NetworkPolicies {
     member!(network_policy: NetworkPolicyCheck = "networkPolicy");
 
-    fn evidence(_spec: &NetworkPolicyCheck) -> &'static str {
-        "NetworkPolicies of each namespace in scope"
+    fn evidence_kinds(_spec: &NetworkPolicyCheck) -> Vec<&'static EvidenceKind> {
+        vec![&DEFAULT_DENY]
     }
 
     /// Kinds read: NetworkPolicy.
@@ -87,16 +102,6 @@ fn selects_all_pods(policy: &NetworkPolicy) -> bool {
     })
 }
 
-fn ingress_allows_all(rule: &NetworkPolicyIngressRule) -> bool {
-    rule.from.as_ref().is_none_or(|f| f.is_empty())
-        && rule.ports.as_ref().is_none_or(|p| p.is_empty())
-}
-
-fn egress_allows_all(rule: &NetworkPolicyEgressRule) -> bool {
-    rule.to.as_ref().is_none_or(|t| t.is_empty())
-        && rule.ports.as_ref().is_none_or(|p| p.is_empty())
-}
-
 fn rule_count(policy: &NetworkPolicy, dir: Direction) -> usize {
     let spec = policy.spec.as_ref();
     match dir {
@@ -115,19 +120,144 @@ pub fn is_default_deny(policy: &NetworkPolicy, egress: bool) -> bool {
     selects_all_pods(policy) && affects(policy, dir) && rule_count(policy, dir) == 0
 }
 
-/// Whether the policy selects every pod and allows all traffic of the direction.
-fn allows_all(policy: &NetworkPolicy, dir: Direction) -> bool {
+/// Which sources (or destinations) a set of rules opens, for every port.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Reach {
+    /// A rule without peers: everything.
+    everything: bool,
+    /// `namespaceSelector: {}` without a narrowing `podSelector`: every pod.
+    all_pods: bool,
+    /// `ipBlock` `0.0.0.0/0` without `except`.
+    all_ipv4: bool,
+    /// `ipBlock` `::/0` without `except`.
+    all_ipv6: bool,
+}
+
+impl Reach {
+    fn add(&mut self, other: Reach) {
+        self.everything |= other.everything;
+        self.all_pods |= other.all_pods;
+        self.all_ipv4 |= other.all_ipv4;
+        self.all_ipv6 |= other.all_ipv6;
+    }
+
+    /// Everything, or every pod and every IPv4 and IPv6 address: as open as
+    /// an empty rule.
+    fn is_all(self) -> bool {
+        self.everything || (self.all_pods && self.all_ipv4 && self.all_ipv6)
+    }
+}
+
+/// Whether `ports` open every port: no list, or for each of TCP, UDP and SCTP
+/// an entry without `port` (the whole protocol) or the range 1–65535.
+fn all_ports(ports: Option<&Vec<NetworkPolicyPort>>) -> bool {
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    ["TCP", "UDP", "SCTP"].iter().all(|proto| {
+        ports.iter().any(|p| {
+            p.protocol.as_deref().unwrap_or("TCP") == *proto
+                && match &p.port {
+                    None => true,
+                    Some(IntOrString::Int(1)) => p.end_port == Some(65535),
+                    Some(_) => false,
+                }
+        })
+    })
+}
+
+/// What one rule's peers open (only when it opens every port).
+fn reach(peers: Option<&Vec<NetworkPolicyPeer>>, ports: Option<&Vec<NetworkPolicyPort>>) -> Reach {
+    let mut r = Reach::default();
+    if !all_ports(ports) {
+        return r;
+    }
+    let Some(peers) = peers.filter(|p| !p.is_empty()) else {
+        r.everything = true;
+        return r;
+    };
+    let empty = |sel: &Option<LabelSelector>| {
+        sel.as_ref().is_some_and(|s| {
+            s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        })
+    };
+    for p in peers {
+        if empty(&p.namespace_selector) && (p.pod_selector.is_none() || empty(&p.pod_selector)) {
+            r.all_pods = true;
+        }
+        if let Some(b) = &p.ip_block
+            && b.except.as_ref().is_none_or(Vec::is_empty)
+        {
+            r.all_ipv4 |= b.cidr == "0.0.0.0/0";
+            r.all_ipv6 |= b.cidr == "::/0";
+        }
+    }
+    r
+}
+
+/// What a policy that selects every pod opens in direction `dir`.
+fn policy_reach(policy: &NetworkPolicy, dir: Direction) -> Reach {
+    let mut total = Reach::default();
     if !selects_all_pods(policy) || !affects(policy, dir) {
-        return false;
+        return total;
     }
     let spec = policy.spec.as_ref();
     match dir {
-        Direction::Ingress => spec
-            .and_then(|s| s.ingress.as_ref())
-            .is_some_and(|r| r.iter().any(ingress_allows_all)),
-        Direction::Egress => spec
-            .and_then(|s| s.egress.as_ref())
-            .is_some_and(|r| r.iter().any(egress_allows_all)),
+        Direction::Ingress => {
+            for r in spec.and_then(|s| s.ingress.as_ref()).into_iter().flatten() {
+                total.add(reach(r.from.as_ref(), r.ports.as_ref()));
+            }
+        }
+        Direction::Egress => {
+            for r in spec.and_then(|s| s.egress.as_ref()).into_iter().flatten() {
+                total.add(reach(r.to.as_ref(), r.ports.as_ref()));
+            }
+        }
+    }
+    total
+}
+
+/// Policies that select every pod and, alone or together (policies are
+/// additive), allow all traffic of `dir`: each alone is reported on the
+/// policy; a union on the namespace, naming the policies.
+fn allow_all_findings(
+    ns: &Namespace,
+    policies: &[std::sync::Arc<NetworkPolicy>],
+    dir: Direction,
+    out: &mut Outcome,
+) {
+    let d = dir.name().to_lowercase();
+    let reason = format!("AllowAll{}", dir.name());
+    let mut union = Reach::default();
+    let mut contributing = Vec::new();
+    let mut alone = false;
+    for p in policies {
+        let r = policy_reach(p, dir);
+        if r.is_all() {
+            alone = true;
+            out.violations.push(violation(
+                p.as_ref(),
+                &reason,
+                format!(
+                    "selects every pod and has {d} rules that allow all {d} traffic (an empty rule, or every pod and every IPv4 and IPv6 address on every port), which undoes default-deny"
+                ),
+            ));
+        }
+        if r != Reach::default() {
+            union.add(r);
+            contributing.push(name_of(p.as_ref()).to_owned());
+        }
+    }
+    if !alone && union.is_all() {
+        out.violations.push(violation(
+            ns,
+            &reason,
+            format!(
+                "the NetworkPolicies {} select every pod and together allow all {d} traffic (every pod and every IPv4 and IPv6 address), which undoes default-deny",
+                contributing.join(", ")
+            ),
+        ));
     }
 }
 
@@ -141,6 +271,10 @@ fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidS
     if spec.egress {
         dirs.push(Direction::Egress);
     }
+    out.evidence.push(DEFAULT_DENY.evidence(format!(
+        "NetworkPolicies of each namespace in scope ({} checked)",
+        dirs.iter().map(|d| d.name().to_lowercase()).collect::<Vec<_>>().join(" and ")
+    )));
     cx.each_namespace(&mut out, |ns_name, out| {
         out.resources_checked += 1;
         let Some(ns) = cx.objects::<Namespace>().get("", ns_name) else {
@@ -164,17 +298,7 @@ fn evaluate(spec: &NetworkPolicyCheck, cx: &Context) -> Result<Outcome, InvalidS
                     ),
                 ));
             }
-            for p in policies.iter().filter(|p| allows_all(p, dir)) {
-                out.violations.push(violation(
-                    p.as_ref(),
-                    &format!("AllowAll{}", dir.name()),
-                    format!(
-                        "selects every pod and has an empty {} rule, which allows all {} traffic and undoes default-deny",
-                        dir.name().to_lowercase(),
-                        dir.name().to_lowercase()
-                    ),
-                ));
-            }
+            allow_all_findings(ns, policies, dir, out);
         }
     });
     Ok(out)

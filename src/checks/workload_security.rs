@@ -7,9 +7,18 @@
 //! optionally no `hostPath` volumes and no added capabilities beyond
 //! `NET_BIND_SERVICE`.
 use super::workloads::{self, Workload};
-use crate::api::WorkloadSecurityCheck;
+use crate::api::{Verification, WorkloadSecurityCheck};
 use crate::snapshot::{Kind, KindSet};
-use crate::vocabulary::{Context, Family, InvalidSpec, Locality, Outcome, member};
+use crate::vocabulary::{Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member};
+
+/// The pod templates, as admitted.
+pub static POD_TEMPLATES: EvidenceKind = EvidenceKind {
+    claim: "Workloads cannot take over their node",
+    source: "PodTemplate",
+    verification: Verification::Verified,
+    proves: "what the pod templates of the Deployments, StatefulSets and DaemonSets in scope request: privileged containers, host namespaces, hostPath volumes, added capabilities",
+    does_not_prove: "anything about Jobs, CronJobs and bare Pods (not read yet), or pods changed by a mutating webhook after their template was admitted",
+};
 
 /// The `workloadSecurity` check family.
 pub struct WorkloadSecurity;
@@ -17,8 +26,8 @@ pub struct WorkloadSecurity;
 impl Family for WorkloadSecurity {
     member!(workload_security: WorkloadSecurityCheck = "workloadSecurity");
 
-    fn evidence(_spec: &WorkloadSecurityCheck) -> &'static str {
-        "Pod templates of Deployments, StatefulSets and DaemonSets (Jobs and bare Pods are not read yet)"
+    fn evidence_kinds(_spec: &WorkloadSecurityCheck) -> Vec<&'static EvidenceKind> {
+        vec![&POD_TEMPLATES]
     }
 
     /// Kinds read: Deployment, StatefulSet, DaemonSet.
@@ -107,6 +116,10 @@ fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
 /// None: every spec this family accepts is valid.
 fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
+    out.evidence.push(POD_TEMPLATES.evidence(
+        "Pod templates of the Deployments, StatefulSets and DaemonSets of each namespace in scope"
+            .into(),
+    ));
     cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {
             check(spec, w, out);

@@ -143,6 +143,7 @@ pub fn documents(file: &str, text: &str) -> (Vec<(usize, serde_json::Value)>, Ve
 /// namespace go to `namespace`.
 pub fn snapshot_from(inputs: &[(String, String)], namespace: &str) -> (Snapshot, Vec<InputError>) {
     let mut snapshot = Snapshot::default();
+    snapshot.mark_partial();
     let mut errors = Vec::new();
     for (file, text) in inputs {
         let (docs, errs) = documents(file, text);
@@ -218,16 +219,35 @@ pub fn run(controls: Vec<Control>, snapshot: &Snapshot, now: Timestamp) -> Vec<C
         .collect()
 }
 
-/// The exit code: 2 on input errors, 1 when a Control at or above `fail_on`
-/// is not compliant (an invalid spec counts), else 0.
-pub fn exit_code(outcomes: &[ControlResult], errors: &[InputError], fail_on: Severity) -> u8 {
+/// What fails the CI gate: a Control of at least `fail_on` severity that is
+/// NonCompliant or InvalidSpec, and, unless `allow_unknown`, one whose verdict
+/// is Unknown (the evidence it needs cannot be seen).
+#[derive(Clone, Copy, Debug)]
+pub struct Gate {
+    /// The lowest severity that fails.
+    pub fail_on: Severity,
+    /// Whether an Unknown verdict passes.
+    pub allow_unknown: bool,
+}
+
+impl Gate {
+    /// Whether `r` fails the gate.
+    pub fn fails(&self, r: &ControlResult) -> bool {
+        r.control.spec.severity >= self.fail_on
+            && match r.evaluation.verdict {
+                Verdict::Compliant => false,
+                Verdict::Unknown => !self.allow_unknown,
+                Verdict::NonCompliant | Verdict::InvalidSpec => true,
+            }
+    }
+}
+
+/// The exit code: 2 on input errors, 1 when a Control fails `gate`, else 0.
+pub fn exit_code(outcomes: &[ControlResult], errors: &[InputError], gate: Gate) -> u8 {
     if !errors.is_empty() {
         return 2;
     }
-    let failing = outcomes
-        .iter()
-        .any(|o| o.control.spec.severity >= fail_on && o.evaluation.verdict != Verdict::Compliant);
-    u8::from(failing)
+    u8::from(outcomes.iter().any(|o| gate.fails(o)))
 }
 
 fn name(c: &Control) -> &str {
@@ -235,19 +255,17 @@ fn name(c: &Control) -> &str {
 }
 
 fn verdict(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Compliant => "Compliant",
-        Verdict::NonCompliant => "NonCompliant",
-        Verdict::InvalidSpec => "InvalidSpec",
-    }
+    v.name()
 }
 
-/// Renders the outcomes (and input errors) in `format`.
+/// Renders the outcomes (and input errors) in `format`; JUnit marks an
+/// Unknown verdict a failure or a skip as `gate` treats it.
 pub fn render(
     outcomes: &[ControlResult],
     errors: &[InputError],
     format: Output,
     color: bool,
+    gate: Gate,
 ) -> String {
     match format {
         Output::Table => table(outcomes, errors, color),
@@ -262,12 +280,14 @@ pub fn render(
                 "message": o.evaluation.message,
                 "resourcesChecked": o.evaluation.resources_checked,
                 "violations": o.evaluation.violations,
+                "undetermined": o.evaluation.undetermined,
                 "evidence": o.evaluation.evidence,
+                "minimumEvidence": o.control.spec.required_evidence(),
             })).collect::<Vec<_>>(),
             "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }))
         .expect("JSON"),
-        Output::Junit => junit(outcomes, errors),
+        Output::Junit => junit(outcomes, errors, gate),
         Output::Sarif => sarif(outcomes, errors),
     }
 }
@@ -288,6 +308,7 @@ fn table(outcomes: &[ControlResult], errors: &[InputError], color: bool) -> Stri
         let v = verdict(o.evaluation.verdict);
         let colored = match o.evaluation.verdict {
             Verdict::Compliant => paint(&format!("{v:<13}"), "32"),
+            Verdict::Unknown => paint(&format!("{v:<13}"), "33"),
             _ => paint(&format!("{v:<13}"), "31"),
         };
         out.push_str(&format!(
@@ -309,21 +330,16 @@ fn table(outcomes: &[ControlResult], errors: &[InputError], color: bool) -> Stri
     out
 }
 
-fn junit(outcomes: &[ControlResult], errors: &[InputError]) -> String {
-    let failures = outcomes
-        .iter()
-        .filter(|o| o.evaluation.verdict == Verdict::NonCompliant)
-        .count();
-    let invalid = outcomes
-        .iter()
-        .filter(|o| o.evaluation.verdict == Verdict::InvalidSpec)
-        .count();
+fn junit(outcomes: &[ControlResult], errors: &[InputError], gate: Gate) -> String {
+    let count = |f: &dyn Fn(&ControlResult) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let unknown_fails =
+        |o: &ControlResult| o.evaluation.verdict == Verdict::Unknown && gate.fails(o);
+    let failures = count(&|o| o.evaluation.verdict == Verdict::NonCompliant || unknown_fails(o));
+    let invalid = count(&|o| o.evaluation.verdict == Verdict::InvalidSpec) + errors.len();
+    let skipped = count(&|o| o.evaluation.verdict == Verdict::Unknown && !gate.fails(o));
+    let tests = outcomes.len() + errors.len();
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"soc2-operator\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\">\n  <testsuite name=\"soc2-controls\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\">\n",
-        outcomes.len() + errors.len(),
-        invalid + errors.len(),
-        outcomes.len() + errors.len(),
-        invalid + errors.len()
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"soc2-operator\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{invalid}\" skipped=\"{skipped}\">\n  <testsuite name=\"soc2-controls\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{invalid}\" skipped=\"{skipped}\">\n"
     );
     for o in outcomes {
         let classname = o.control.spec.criteria.join(",");
@@ -332,27 +348,7 @@ fn junit(outcomes: &[ControlResult], errors: &[InputError]) -> String {
             xml_escape(name(&o.control)),
             xml_escape(&classname)
         ));
-        match o.evaluation.verdict {
-            Verdict::Compliant => {}
-            Verdict::NonCompliant => {
-                let body: Vec<String> = o
-                    .evaluation
-                    .violations
-                    .iter()
-                    .map(crate::engine::describe)
-                    .collect();
-                out.push_str(&format!(
-                    "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
-                    xml_escape(&o.evaluation.reason),
-                    xml_escape(&o.evaluation.message),
-                    xml_escape(&body.join("\n"))
-                ));
-            }
-            Verdict::InvalidSpec => out.push_str(&format!(
-                "      <error type=\"InvalidSpec\" message=\"{}\"/>\n",
-                xml_escape(&o.evaluation.message)
-            )),
-        }
+        out.push_str(&junit_result(o, gate));
         out.push_str("    </testcase>\n");
     }
     for e in errors {
@@ -364,6 +360,35 @@ fn junit(outcomes: &[ControlResult], errors: &[InputError]) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The element inside one Control's `<testcase>`: nothing when compliant, a
+/// `<failure>` listing the findings, an `<error>` for an invalid spec, and for
+/// an Unknown verdict a failure or (when the gate allows it) `<skipped>`.
+fn junit_result(o: &ControlResult, gate: Gate) -> String {
+    let e = &o.evaluation;
+    let failure = |findings: &[crate::api::Violation]| {
+        let body: Vec<String> = findings.iter().map(crate::engine::describe).collect();
+        format!(
+            "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
+            xml_escape(&e.reason),
+            xml_escape(&e.message),
+            xml_escape(&body.join("\n"))
+        )
+    };
+    match e.verdict {
+        Verdict::Compliant => String::new(),
+        Verdict::NonCompliant => failure(&e.violations),
+        Verdict::Unknown if gate.fails(o) => failure(&e.undetermined),
+        Verdict::Unknown => format!(
+            "      <skipped message=\"Unknown: {}\"/>\n",
+            xml_escape(&e.message)
+        ),
+        Verdict::InvalidSpec => format!(
+            "      <error type=\"InvalidSpec\" message=\"{}\"/>\n",
+            xml_escape(&e.message)
+        ),
+    }
 }
 
 fn sarif(outcomes: &[ControlResult], errors: &[InputError]) -> String {
@@ -382,22 +407,41 @@ fn sarif(outcomes: &[ControlResult], errors: &[InputError]) -> String {
             "properties": {"criteria": o.control.spec.criteria, "category": o.control.spec.category, "severity": o.control.spec.severity},
         }))
         .collect();
+    let result = |o: &ControlResult, v: &crate::api::Violation, verdict: Verdict| {
+        let object = match &v.namespace {
+            Some(ns) => format!("{}/{}/{ns}/{}", v.api_version, v.kind, v.name),
+            None => format!("{}/{}/{}", v.api_version, v.kind, v.name),
+        };
+        // An undetermined finding is reported one level lower: it is not a
+        // known violation.
+        let level = match verdict {
+            Verdict::Unknown => "note",
+            _ => level(o.control.spec.severity),
+        };
+        json!({
+            "ruleId": name(&o.control),
+            "level": level,
+            "message": {"text": format!("{}: {}", v.reason, v.message)},
+            "locations": [{"logicalLocations": [{"fullyQualifiedName": object, "kind": "resource"}]}],
+            "properties": {"verdict": verdict.name()},
+        })
+    };
     let results: Vec<serde_json::Value> = outcomes
         .iter()
         .flat_map(|o| {
-            o.evaluation.violations.iter().map(move |v| {
-                let object = match &v.namespace {
-                    Some(ns) => format!("{}/{}/{ns}/{}", v.api_version, v.kind, v.name),
-                    None => format!("{}/{}/{}", v.api_version, v.kind, v.name),
-                };
-                json!({
-                    "ruleId": name(&o.control),
-                    "level": level(o.control.spec.severity),
-                    "message": {"text": format!("{}: {}", v.reason, v.message)},
-                    "locations": [{"logicalLocations": [{"fullyQualifiedName": object, "kind": "resource"}]}],
-                })
-            })
+            let violations = o
+                .evaluation
+                .violations
+                .iter()
+                .map(move |v| (o, v, Verdict::NonCompliant));
+            let undetermined = o
+                .evaluation
+                .undetermined
+                .iter()
+                .map(move |v| (o, v, Verdict::Unknown));
+            violations.chain(undetermined)
         })
+        .map(|(o, v, verdict)| result(o, v, verdict))
         .collect();
     serde_json::to_string_pretty(&json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
@@ -455,7 +499,7 @@ pub async fn snapshot_from_cluster(
         }
     }
     let mut snapshot = Snapshot::default();
-    for kind in kinds {
+    for kind in kinds.iter().filter(|k| k.watchable()) {
         match kind.visit(List(client.clone())).await {
             Ok(insert) => {
                 if kind.crd_name().is_some() {
@@ -470,7 +514,19 @@ pub async fn snapshot_from_cluster(
     Ok(snapshot)
 }
 
-/// The catalog as a Markdown table (`docs/controls.md`, `make docs`).
+/// How `docs/controls.md` explains evidence strength and Unknown.
+const EVIDENCE_PREAMBLE: &str = "Every piece of evidence has a strength: **Verified** (cluster state that \
+proves the property itself), **Configured** (a setting that should produce it: a flag, a StorageClass \
+parameter, an Ingress `tls` entry) or **Attested** (a person's statement, with who and when). A \
+Control is Compliant only when, for every claim it makes, its strongest evidence reaches its \
+minimum (`spec.minimumEvidence`; Critical Controls default to Verified, others to Configured); \
+otherwise it is **Unknown** (reason `InsufficientEvidence`), as it is when the evidence a check \
+needs cannot be seen (a managed control plane, a statically provisioned volume). A violation \
+makes it NonCompliant whatever the evidence.\n\n";
+
+/// The catalog as Markdown (`docs/controls.md`, `make docs`): a table of the
+/// Controls with their minimum evidence, then per Control what each kind of
+/// evidence it can produce proves and does not prove.
 pub fn catalog_markdown() -> String {
     let (controls, _) = controls_from(
         &BUILTIN_CONTROLS
@@ -493,17 +549,40 @@ pub fn catalog_markdown() -> String {
         controls.len(),
         by_criterion.len()
     ));
-    out.push_str("| Control | Criteria | Category | Severity | What it checks | Evidence |\n|---|---|---|---|---|---|\n");
+    out.push_str(EVIDENCE_PREAMBLE);
+    out.push_str("| Control | Criteria | Category | Severity | Minimum evidence | What it checks | Evidence (strength) |\n|---|---|---|---|---|---|---|\n");
     for c in &controls {
         out.push_str(&format!(
-            "| `{}` | {} | {:?} | {:?} | {} | {} |\n",
+            "| [`{}`](#{}) | {} | {:?} | {:?} | {:?}{} | {} | {} |\n",
+            name(c),
             name(c),
             c.spec.criteria.join(", "),
             c.spec.category,
             c.spec.severity,
+            c.spec.required_evidence(),
+            if c.spec.minimum_evidence.is_some() {
+                " (set)"
+            } else {
+                ""
+            },
             c.spec.title,
             crate::checks::evidence_of(&c.spec.check)
         ));
+    }
+    out.push_str("\n## What each Control's evidence proves\n");
+    for c in &controls {
+        out.push_str(&format!(
+            "\n### {}\n\n{} (minimum evidence: {:?})\n\n| Claim | Source | Strength | Proves | Does not prove |\n|---|---|---|---|---|\n",
+            name(c),
+            c.spec.title,
+            c.spec.required_evidence()
+        ));
+        for k in crate::checks::evidence_kinds_of(&c.spec.check) {
+            out.push_str(&format!(
+                "| {} | `{}` | {:?} | {} | {} |\n",
+                k.claim, k.source, k.verification, k.proves, k.does_not_prove
+            ));
+        }
     }
     out.push_str("\n## By criterion\n\n| Criterion | Controls |\n|---|---|\n");
     for (cr, names) in by_criterion {

@@ -66,12 +66,16 @@ pub fn body(input: &ReportInput) -> Value {
             "title": c.spec.title,
             "severity": c.spec.severity,
             "criteria": c.spec.criteria,
+            "verdict": status.verdict,
+            "minimumEvidence": c.spec.required_evidence(),
             "compliant": cond(COMPLIANT),
             "ready": cond(READY),
             "resourcesChecked": status.summary.as_ref().map(|s| s.resources_checked),
             "violations": status.summary.as_ref().map(|s| s.violations),
+            "undetermined": status.summary.as_ref().map(|s| s.undetermined),
             "lastEvaluationTime": status.summary.as_ref().map(|s| s.last_evaluation_time.0.to_string()),
             "firstViolations": status.violations.iter().take(10).collect::<Vec<_>>(),
+            "firstUndetermined": status.undetermined.iter().take(10).collect::<Vec<_>>(),
             "evidence": status.evidence,
             // Six decimals: short enough to survive any JSON parser unchanged,
             // so that a verifier re-serialising the report gets the same digest.
@@ -134,10 +138,18 @@ pub fn render(input: &ReportInput, format: Format) -> String {
     }
 }
 
+/// The verdict for people: `status.verdict` when the operator wrote one,
+/// else from the `Compliant` condition.
 fn verdict(entry: &Value) -> &str {
-    match entry["compliant"]["status"].as_str() {
-        Some("True") => "Compliant",
-        Some("False") => "Not compliant",
+    match (
+        entry["verdict"].as_str(),
+        entry["compliant"]["status"].as_str(),
+    ) {
+        (Some("Compliant"), _) | (None, Some("True")) => "Compliant",
+        (Some("NonCompliant"), _) | (None, Some("False")) => "Not compliant",
+        (Some("Unknown"), _) => "Unknown (cannot be told)",
+        (Some("InvalidSpec"), _) => "Invalid spec",
+        (Some("NotEvaluated"), _) => "Not evaluated",
         _ => "Unknown",
     }
 }
@@ -184,14 +196,27 @@ fn markdown(b: &Value) -> String {
                     .as_array()
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
+                let undetermined = c["firstUndetermined"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
                 let evidence = c["evidence"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-                if violations.is_empty() && evidence.is_empty() {
+                if violations.is_empty() && undetermined.is_empty() && evidence.is_empty() {
                     continue;
                 }
                 out.push_str(&format!("\n`{}`:\n", c["name"].as_str().unwrap_or("")));
                 for v in violations {
                     out.push_str(&format!(
                         "- violation: {} {}/{}: {}\n",
+                        v["kind"].as_str().unwrap_or(""),
+                        v["namespace"].as_str().unwrap_or("-"),
+                        v["name"].as_str().unwrap_or(""),
+                        v["message"].as_str().unwrap_or("")
+                    ));
+                }
+                for v in undetermined {
+                    out.push_str(&format!(
+                        "- cannot tell: {} {}/{}: {}\n",
                         v["kind"].as_str().unwrap_or(""),
                         v["namespace"].as_str().unwrap_or("-"),
                         v["name"].as_str().unwrap_or(""),
@@ -239,7 +264,7 @@ fn details(c: &Value) -> Vec<String> {
 
 fn html(b: &Value) -> String {
     let mut out = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>SOC 2 controls evidence report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;color:#222}\ntable{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}\nth,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;vertical-align:top}\nth{background:#eee}\n.ok{color:#176f2c;font-weight:600}.bad{color:#b00020;font-weight:600}\nh2{border-bottom:2px solid #444;margin-top:1.5em}\nfooter{margin-top:2em;font-size:.85em;color:#555}\n@media print{body{margin:0}h2{page-break-before:auto}tr{page-break-inside:avoid}}\n</style></head><body>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>SOC 2 controls evidence report</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;color:#222}\ntable{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}\nth,td{border:1px solid #bbb;padding:.3em .5em;text-align:left;vertical-align:top}\nth{background:#eee}\n.ok{color:#176f2c;font-weight:600}.bad{color:#b00020;font-weight:600}.unknown{color:#8a5a00;font-weight:600}\nh2{border-bottom:2px solid #444;margin-top:1.5em}\nfooter{margin-top:2em;font-size:.85em;color:#555}\n@media print{body{margin:0}h2{page-break-before:auto}tr{page-break-inside:avoid}}\n</style></head><body>\n",
     );
     out.push_str(&format!(
         "<h1>{}</h1>\n<ul><li>Operator version: {}</li><li>Cluster (kube-system UID): {}</li><li>Generated: {}</li>{}</ul>\n",
@@ -255,7 +280,11 @@ fn html(b: &Value) -> String {
             out.push_str(&format!("<h3>{}</h3>\n<table><tr><th>Control</th><th>Status</th><th>Violations</th><th>Last evaluated</th><th>Over the period</th><th>Evidence and first violations</th></tr>\n", esc(criterion)));
             for c in controls.as_array().into_iter().flatten() {
                 let v = verdict(c);
-                let class = if v == "Compliant" { "ok" } else { "bad" };
+                let class = match v {
+                    "Compliant" => "ok",
+                    v if v.starts_with("Unknown") => "unknown",
+                    _ => "bad",
+                };
                 let details = details(c);
                 out.push_str(&format!(
                     "<tr><td><b>{}</b><br>{}</td><td class=\"{class}\">{v}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",

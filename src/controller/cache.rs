@@ -77,7 +77,10 @@ impl Caches {
         let w = self.watches.lock().await;
         let snap = self.snapshot.read().await;
         let ready = kinds.iter().all(|k| {
-            if k.crd_name().is_some() {
+            if !k.watchable() {
+                // Offline input only: never in a live cluster.
+                true
+            } else if k.crd_name().is_some() {
                 w.crds_synced && (!snap.is_installed(k) || w.synced.contains(&k))
             } else {
                 w.synced.contains(&k)
@@ -114,7 +117,7 @@ impl Caches {
     pub async fn ensure_watch(&self, core: &Arc<Core>, kind: Kind) {
         // Decided under the watches lock, so a CRD removal cannot interleave.
         let mut w = self.watches.lock().await;
-        if w.tasks.contains_key(&kind) {
+        if w.tasks.contains_key(&kind) || !kind.watchable() {
             return;
         }
         if kind.crd_name().is_some() && !self.snapshot.read().await.is_installed(kind) {

@@ -20,7 +20,7 @@ use tracing::info;
 use super::Core;
 use super::ledger::{Echo, Ledger};
 use crate::api::Control;
-use crate::checks::kinds_for;
+use crate::checks::{kinds_for, reads_apiserver_metrics};
 use crate::incremental::{Changes, Retained};
 use crate::snapshot::{Kind, KindSet};
 
@@ -197,6 +197,19 @@ impl Controls {
                 .readers(kind)
                 .map(|(name, _)| (name.clone(), Changes::full())),
         );
+    }
+
+    /// Enqueues every Control that reads the API server's metrics for a full
+    /// evaluation (a new reading changed what they conclude).
+    pub async fn enqueue_metrics_readers(&self, core: &Core) {
+        let table = self.read().await;
+        core.queue
+            .enqueue_all(table.entries.iter().filter_map(|(name, c)| match c {
+                CachedControl::Valid(v) if reads_apiserver_metrics(&v.spec.check) => {
+                    Some((name.clone(), Changes::full()))
+                }
+                _ => None,
+            }));
     }
 
     /// Enqueues, for every Control that reads `kind`, the change of object

@@ -19,7 +19,7 @@ use crate::vocabulary::truncate;
 pub struct PendingEvent {
     /// `Normal` or `Warning`.
     pub type_: &'static str,
-    /// `Compliant`, `NonCompliant` or `InvalidSpec`.
+    /// `Compliant`, `NonCompliant`, `Unknown` or `InvalidSpec`.
     pub reason: &'static str,
     /// The condition message (first violations).
     pub note: String,
@@ -48,6 +48,7 @@ pub fn transition_event(
         _ if status_of(&was) != status_of(&now) => match &now {
             Some((s, m)) if s == "True" => ("Normal", "Compliant", m.clone()),
             Some((s, m)) if s == "False" => ("Warning", "NonCompliant", m.clone()),
+            Some((s, m)) if s == "Unknown" => ("Warning", "Unknown", m.clone()),
             _ => return None,
         },
         _ => return None,

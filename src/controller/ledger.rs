@@ -199,6 +199,7 @@ mod tests {
             summary: Some(Summary {
                 resources_checked: 10,
                 violations,
+                undetermined: 0,
                 last_evaluation_time: Time(at.parse().unwrap()),
             }),
             ..Default::default()

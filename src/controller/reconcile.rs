@@ -4,7 +4,6 @@
 //! read it → are its inputs ready? → evaluate, incrementally when the changes
 //! allow → publish the result (metrics, then status and Event when this
 //! replica leads).
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use crate::api::{Control, ControlStatus};
 use crate::checks::{kinds_for, reads_apiserver_metrics};
 use crate::engine::{Evaluation, not_ready_status, same_content};
 use crate::incremental::{self, Changes, Retained};
-use crate::snapshot::{Kind, StorageTransformation, parse_storage_transformations};
+use crate::snapshot::parse_apiserver_metrics;
 
 /// How long a reading of the API server's `/metrics` is reused.
 pub const APISERVER_METRICS_TTL: Duration = Duration::from_secs(20);
@@ -136,7 +135,7 @@ pub async fn reconcile(
         // New evidence for every Control that reads it: evaluate them fully
         // (an incremental update would keep the retained evidence).
         changes = Changes::full();
-        core.controls.enqueue_readers(core, Kind::Pod).await;
+        core.controls.enqueue_metrics_readers(core).await;
         // This one is evaluated fully right now.
         core.queue.dequeue(name);
     }
@@ -331,11 +330,12 @@ async fn write_not_ready(
     Ok(())
 }
 
-/// Reads `apiserver_storage_transformation_operations_total` from the API
-/// server's `/metrics` (needs `get` on the nonResourceURL `/metrics`), at most
-/// once per [`APISERVER_METRICS_TTL`]. Parsed outside the snapshot lock; a
-/// failure keeps the previous reading. Returns whether what the encryption
-/// check reads of it (which transformations have happened) changed.
+/// Reads what checks read of the API server's `/metrics` (storage
+/// transformations, audit events; needs `get` on the nonResourceURL
+/// `/metrics`), at most once per [`APISERVER_METRICS_TTL`]. Parsed outside the
+/// snapshot lock; a failure keeps the previous reading. Returns whether what
+/// the checks conclude from it changed
+/// ([`crate::snapshot::ApiServerMetrics::fingerprint`]).
 async fn refresh_apiserver_metrics(core: &Core) -> bool {
     {
         let mut last = core
@@ -355,27 +355,15 @@ async fn refresh_apiserver_metrics(core: &Core) -> bool {
             return false;
         }
     };
-    let samples = match parse_storage_transformations(&text) {
-        Ok(samples) => samples,
+    let reading = match parse_apiserver_metrics(&text) {
+        Ok(reading) => reading,
         Err(e) => {
             warn!(error = %e, "cannot parse the API server's /metrics");
             return false;
         }
     };
-    let seen = |s: &[StorageTransformation]| {
-        s.iter()
-            .filter(|t| t.count > 0.0)
-            .map(|t| {
-                (
-                    t.transformation_type.clone(),
-                    t.transformer_prefix.clone(),
-                    t.status.clone(),
-                )
-            })
-            .collect::<BTreeSet<_>>()
-    };
     let mut snap = core.caches.snapshot_mut().await;
-    let changed = snap.storage_transformations().map(seen) != Some(seen(&samples));
-    snap.set_storage_transformations(Some(samples));
+    let changed = snap.apiserver_metrics().map(|m| m.fingerprint()) != Some(reading.fingerprint());
+    snap.set_apiserver_metrics(Some(reading));
     changed
 }

@@ -699,7 +699,7 @@ async fn new_apiserver_metrics_evidence_reaches_every_reader() {
     let mut h = Harness::with(cfg).await;
     *h.cluster.apiserver_metrics.lock().unwrap() = Some(
         "# TYPE apiserver_storage_transformation_operations_total counter\n\
-         apiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 5\n"
+         apiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 5\n"
             .into(),
     );
     let secrets = serde_json::json!({"encryption": {"atRest": {"secrets": {}}}});

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
-use crate::api::{Control, Evidence, Violation};
+use crate::api::{Control, Evidence, Verification, Violation};
 use crate::checks;
 use crate::snapshot::Snapshot;
 use crate::vocabulary::{
@@ -27,12 +27,29 @@ pub use status::{not_ready_status, same_content};
 /// The verdict of one evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// No violation.
+    /// No violation, nothing undetermined, and every claim rests on evidence
+    /// at least as strong as the Control requires.
     Compliant,
     /// At least one violation, or a required provider is missing.
     NonCompliant,
+    /// No violation was seen, but something the check needs cannot be seen
+    /// ([`Evaluation::undetermined`]) or a claim rests on evidence weaker than
+    /// the Control requires (reason `InsufficientEvidence`).
+    Unknown,
     /// The spec cannot be evaluated; see [`Evaluation::invalid`].
     InvalidSpec,
+}
+
+impl Verdict {
+    /// The verdict's name, as in `status.verdict` and every output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "Compliant",
+            Verdict::NonCompliant => "NonCompliant",
+            Verdict::Unknown => "Unknown",
+            Verdict::InvalidSpec => "InvalidSpec",
+        }
+    }
 }
 
 /// What [`evaluate`] returns.
@@ -48,6 +65,8 @@ pub struct Evaluation {
     pub resources_checked: u64,
     /// Every violation, sorted by namespace, kind, name, reason.
     pub violations: Vec<Violation>,
+    /// What could not be determined, sorted likewise.
+    pub undetermined: Vec<Violation>,
     /// Evidence, sorted.
     pub evidence: Vec<Evidence>,
     /// Informational notes (also in the `Ready` condition's message).
@@ -72,7 +91,7 @@ pub fn evaluate(control: &Control, snapshot: &Snapshot, now: Timestamp) -> Evalu
     match evaluate_outcome(control, snapshot, now) {
         Ok((mut outcome, _)) => {
             normalize(&mut outcome);
-            conclude(outcome, now)
+            conclude(outcome, now, control.spec.required_evidence())
         }
         Err(invalid) => invalid_evaluation(invalid, now),
     }
@@ -86,6 +105,7 @@ pub(crate) fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evalua
         message: invalid.to_string(),
         resources_checked: 0,
         violations: Vec::new(),
+        undetermined: Vec::new(),
         evidence: Vec::new(),
         notes: Vec::new(),
         invalid: Some(invalid),
@@ -162,18 +182,38 @@ pub(crate) fn cut_message(v: &mut Violation) {
 /// Cuts long violation messages, sorts and de-duplicates violations and
 /// evidence (the order [`Evaluation`] promises).
 pub(crate) fn normalize(outcome: &mut Outcome) {
-    outcome.violations.iter_mut().for_each(cut_message);
-    outcome.violations.sort();
-    outcome.violations.dedup();
+    for list in [&mut outcome.violations, &mut outcome.undetermined] {
+        list.iter_mut().for_each(cut_message);
+        list.sort();
+        list.dedup();
+    }
     outcome.evidence.sort();
     outcome.evidence.dedup();
 }
 
-/// The verdict, reason and message of a normalized outcome.
-pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
+/// The verdict, reason and message of a normalized outcome, for a Control
+/// that requires evidence at least as strong as `required` for each claim:
+/// a blocking reason or a violation makes it NonCompliant; otherwise an
+/// undetermined finding, or a claim whose strongest evidence is weaker than
+/// `required`, makes it Unknown; otherwise it is Compliant.
+pub(crate) fn conclude(outcome: Outcome, now: Timestamp, required: Verification) -> Evaluation {
     let (verdict, reason, message) = if let Some((reason, message)) = outcome.blocking.clone() {
         (Verdict::NonCompliant, reason, message)
-    } else if outcome.violations.is_empty() {
+    } else if !outcome.violations.is_empty() {
+        (
+            Verdict::NonCompliant,
+            "ViolationsFound".to_owned(),
+            findings_message("violation", &outcome.violations),
+        )
+    } else if let Some(first) = outcome.undetermined.first() {
+        (
+            Verdict::Unknown,
+            first.reason.clone(),
+            findings_message("undetermined finding", &outcome.undetermined),
+        )
+    } else if let Some(weak) = insufficient_evidence(&outcome.evidence, required) {
+        (Verdict::Unknown, "InsufficientEvidence".to_owned(), weak)
+    } else {
         (
             Verdict::Compliant,
             "Compliant".to_owned(),
@@ -182,12 +222,6 @@ pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
                 outcome.resources_checked
             ),
         )
-    } else {
-        (
-            Verdict::NonCompliant,
-            "ViolationsFound".to_owned(),
-            violations_message(&outcome.violations),
-        )
     };
     Evaluation {
         verdict,
@@ -195,6 +229,7 @@ pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
         message: truncate(&message, MAX_CONDITION_MESSAGE),
         resources_checked: outcome.resources_checked,
         violations: outcome.violations,
+        undetermined: outcome.undetermined,
         evidence: outcome.evidence,
         notes: outcome.notes,
         invalid: None,
@@ -202,17 +237,45 @@ pub(crate) fn conclude(outcome: Outcome, now: Timestamp) -> Evaluation {
     }
 }
 
-/// "N violations: the first three; and M more violations".
-fn violations_message(violations: &[Violation]) -> String {
-    let n = violations.len();
-    let first: Vec<String> = violations.iter().take(3).map(describe).collect();
+/// The claims whose strongest evidence is weaker than `required`, said in a
+/// message; `None` when every claim is strong enough.
+fn insufficient_evidence(evidence: &[Evidence], required: Verification) -> Option<String> {
+    let mut best: std::collections::BTreeMap<&str, &Evidence> = std::collections::BTreeMap::new();
+    for e in evidence {
+        let b = best.entry(e.claim.as_str()).or_insert(e);
+        if e.verification.rank() > b.verification.rank() {
+            *b = e;
+        }
+    }
+    let weak: Vec<String> = best
+        .values()
+        .filter(|e| !e.verification.satisfies(required))
+        .map(|e| {
+            format!(
+                "\"{}\" rests on {:?} evidence at best ({})",
+                e.claim, e.verification, e.source
+            )
+        })
+        .collect();
+    (!weak.is_empty()).then(|| {
+        format!(
+            "{}; this Control requires {required:?} evidence (spec.minimumEvidence; Critical Controls default to Verified, others to Configured)",
+            weak.join("; ")
+        )
+    })
+}
+
+/// "N violations: the first three; and M more violations" (or another noun).
+fn findings_message(noun: &str, findings: &[Violation]) -> String {
+    let n = findings.len();
+    let first: Vec<String> = findings.iter().take(3).map(describe).collect();
     let more = if n > 3 {
-        format!("; and {} more violations", n - 3)
+        format!("; and {} more {noun}s", n - 3)
     } else {
         String::new()
     };
     format!(
-        "{n} violation{}: {}{more}",
+        "{n} {noun}{}: {}{more}",
         if n == 1 { "" } else { "s" },
         first.join("; ")
     )

@@ -9,7 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Evaluation, Verdict};
 use crate::api::conditions::{self, COMPLIANT, READY};
-use crate::api::{Control, ControlStatus, MAX_STATUS_VIOLATIONS, Mode, Summary};
+use crate::api::{
+    Control, ControlStatus, MAX_STATUS_VIOLATIONS, Mode, StatusVerdict, Summary, Violation,
+};
 use crate::vocabulary::{MAX_CONDITION_MESSAGE, truncate};
 
 /// A condition's status, reason and message.
@@ -55,8 +57,9 @@ fn with_conditions(
 }
 
 /// `Ready=False` with `reason` and `message` (cut to a condition's limit),
-/// `Compliant=Unknown` with the same: a Control whose spec cannot be read, or
-/// whose inputs cannot be watched. No summary, violations or evidence.
+/// `Compliant=Unknown` with the same: a Control whose spec cannot be read
+/// (verdict `InvalidSpec`), or whose inputs cannot be watched (any other
+/// reason; verdict `NotEvaluated`). No summary, violations or evidence.
 pub fn not_ready_status(
     generation: Option<i64>,
     previous: Option<&ControlStatus>,
@@ -71,7 +74,26 @@ pub fn not_ready_status(
         reason,
         message: &message,
     };
-    with_conditions(generation, previous, &at, cond("False"), cond("Unknown"))
+    ControlStatus {
+        verdict: Some(if reason == "InvalidSpec" {
+            StatusVerdict::InvalidSpec
+        } else {
+            StatusVerdict::NotEvaluated
+        }),
+        ..with_conditions(generation, previous, &at, cond("False"), cond("Unknown"))
+    }
+}
+
+/// At most [`MAX_STATUS_VIOLATIONS`] of `findings`, and whether some were cut.
+fn capped(findings: &[Violation]) -> (Vec<Violation>, bool) {
+    (
+        findings
+            .iter()
+            .take(MAX_STATUS_VIOLATIONS)
+            .cloned()
+            .collect(),
+        findings.len() > MAX_STATUS_VIOLATIONS,
+    )
 }
 
 impl Evaluation {
@@ -115,6 +137,7 @@ impl Evaluation {
         let compliant = match self.verdict {
             Verdict::Compliant => ("True", self.reason.as_str()),
             Verdict::NonCompliant => ("False", self.reason.as_str()),
+            Verdict::Unknown => ("Unknown", self.reason.as_str()),
             Verdict::InvalidSpec => ("Unknown", "InvalidSpec"),
         };
         let compliant = Cond {
@@ -123,20 +146,26 @@ impl Evaluation {
             message: &self.message,
         };
         let generation = control.metadata.generation;
-        let total = self.violations.len();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let (violations, violations_truncated) = capped(&self.violations);
+        let (undetermined, undetermined_truncated) = capped(&self.undetermined);
         ControlStatus {
+            verdict: Some(match self.verdict {
+                Verdict::Compliant => StatusVerdict::Compliant,
+                Verdict::NonCompliant => StatusVerdict::NonCompliant,
+                Verdict::Unknown => StatusVerdict::Unknown,
+                Verdict::InvalidSpec => StatusVerdict::InvalidSpec,
+            }),
             summary: Some(Summary {
                 resources_checked: i64::try_from(self.resources_checked).unwrap_or(i64::MAX),
-                violations: i64::try_from(total).unwrap_or(i64::MAX),
+                violations: count(self.violations.len()),
+                undetermined: count(self.undetermined.len()),
                 last_evaluation_time: at.clone(),
             }),
-            violations: self
-                .violations
-                .iter()
-                .take(MAX_STATUS_VIOLATIONS)
-                .cloned()
-                .collect(),
-            violations_truncated: total > MAX_STATUS_VIOLATIONS,
+            violations,
+            violations_truncated,
+            undetermined,
+            undetermined_truncated,
             evidence: self.evidence.clone(),
             ..with_conditions(generation, previous, &at, ready, compliant)
         }

@@ -6,6 +6,7 @@
 //! unknown fields are ignored, so an unusual object never fails to load.
 //! Timestamps are kept as strings and parsed by the checks, which report an
 //! unparsable value instead of dropping the object.
+pub mod encryption_config;
 pub mod gateway;
 pub mod velero;
 pub mod volume_snapshot;

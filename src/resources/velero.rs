@@ -86,6 +86,93 @@ pub struct BackupStatus {
     /// When the backup finished (RFC 3339).
     #[serde(default)]
     pub completion_timestamp: Option<String>,
+    /// When the backup started (RFC 3339): objects created later are not in it.
+    #[serde(default)]
+    pub start_timestamp: Option<String>,
+    /// How many items the backup found and wrote.
+    #[serde(default)]
+    pub progress: Option<BackupProgress>,
+    /// Errors during the backup (a Completed backup has none).
+    #[serde(default)]
+    pub errors: Option<i64>,
+    /// Native volume snapshots attempted.
+    #[serde(default)]
+    pub volume_snapshots_attempted: Option<i64>,
+    /// Native volume snapshots that completed.
+    #[serde(default)]
+    pub volume_snapshots_completed: Option<i64>,
+    /// CSI volume snapshots attempted.
+    #[serde(default)]
+    pub csi_volume_snapshots_attempted: Option<i64>,
+    /// CSI volume snapshots that completed.
+    #[serde(default)]
+    pub csi_volume_snapshots_completed: Option<i64>,
+    /// Asynchronous backup item operations (e.g. CSI snapshot data
+    /// movement) that failed.
+    #[serde(default)]
+    pub backup_item_operations_failed: Option<i64>,
+    /// Backup hooks run and failed.
+    #[serde(default)]
+    pub hook_status: Option<HookStatus>,
+}
+
+/// `Backup.status.progress`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupProgress {
+    /// Items the backup expects to write.
+    #[serde(default)]
+    pub total_items: Option<i64>,
+    /// Items written so far.
+    #[serde(default)]
+    pub items_backed_up: Option<i64>,
+}
+
+/// `Backup.status.hookStatus`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HookStatus {
+    /// Hooks run.
+    #[serde(default)]
+    pub hooks_attempted: Option<i64>,
+    /// Hooks that failed (with `onError: Continue` the backup still completes).
+    #[serde(default)]
+    pub hooks_failed: Option<i64>,
+}
+
+/// The label Velero puts on a PodVolumeBackup naming its Backup.
+pub const BACKUP_NAME_LABEL: &str = "velero.io/backup-name";
+
+/// `PodVolumeBackup.spec`: a file-system backup of one pod volume, part of a
+/// Backup (label `velero.io/backup-name`).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    derive = "PartialEq",
+    group = "velero.io",
+    version = "v1",
+    kind = "PodVolumeBackup",
+    namespaced,
+    status = "PodVolumeBackupStatus",
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PodVolumeBackupSpec {
+    /// The volume's name in its pod.
+    #[serde(default)]
+    pub volume: Option<String>,
+}
+
+/// `PodVolumeBackup.status`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodVolumeBackupStatus {
+    /// `New`, `Accepted`, `Prepared`, `InProgress`, `Canceling`, `Canceled`,
+    /// `Completed` or `Failed`.
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// `Restore.spec`.
@@ -119,6 +206,21 @@ pub struct RestoreStatus {
     /// When the restore finished (RFC 3339).
     #[serde(default)]
     pub completion_timestamp: Option<String>,
+    /// How many items the restore found and wrote.
+    #[serde(default)]
+    pub progress: Option<RestoreProgress>,
+}
+
+/// `Restore.status.progress`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    /// Items the restore expects to write.
+    #[serde(default)]
+    pub total_items: Option<i64>,
+    /// Items restored so far.
+    #[serde(default)]
+    pub items_restored: Option<i64>,
 }
 
 /// `BackupStorageLocation.spec`.

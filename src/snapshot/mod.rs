@@ -13,15 +13,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 
+use crate::resources::encryption_config::EncryptionConfiguration;
 use crate::resources::gateway::{Gateway, HTTPRoute};
-use crate::resources::velero::{Backup, BackupStorageLocation, Restore, Schedule};
+use crate::resources::velero::{Backup, BackupStorageLocation, PodVolumeBackup, Restore, Schedule};
 use crate::resources::volume_snapshot::VolumeSnapshot;
 
 mod apiserver_metrics;
@@ -31,10 +32,10 @@ mod objects;
 pub mod table;
 pub mod trim;
 
-pub use apiserver_metrics::{StorageTransformation, parse_storage_transformations};
+pub use apiserver_metrics::{ApiServerMetrics, StorageTransformation, parse_apiserver_metrics};
 pub use kind_set::KindSet;
 pub use objects::Objects;
-pub use trim::{BETA_CLASS_ANNOTATION, LAST_APPLIED_ANNOTATION};
+pub use trim::{BETA_CLASS_ANNOTATION, LAST_APPLIED_ANNOTATION, PROVISIONED_BY_ANNOTATION};
 
 table::kinds! {
     /// `v1` Namespace.
@@ -49,6 +50,8 @@ table::kinds! {
     HttpRoute => HTTPRoute, http_routes, "gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", Namespaced, crd "httproutes.gateway.networking.k8s.io";
     /// `v1` PersistentVolumeClaim.
     PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, "v1", "PersistentVolumeClaim", "persistentvolumeclaims", Namespaced, trim trim::persistent_volume_claim;
+    /// `v1` PersistentVolume.
+    PersistentVolume => PersistentVolume, persistent_volumes, "v1", "PersistentVolume", "persistentvolumes", Cluster, trim trim::persistent_volume;
     /// `storage.k8s.io/v1` StorageClass.
     StorageClass => StorageClass, storage_classes, "storage.k8s.io/v1", "StorageClass", "storageclasses", Cluster;
     /// `v1` Pod (only `kube-system` is watched: kube-apiserver mirror pods,
@@ -78,6 +81,12 @@ table::kinds! {
     VeleroRestore => Restore, velero_restores, "velero.io/v1", "Restore", "restores", Namespaced, crd "restores.velero.io", implicit_namespace = false;
     /// `velero.io/v1` BackupStorageLocation (optional CRD).
     VeleroBackupStorageLocation => BackupStorageLocation, velero_backup_storage_locations, "velero.io/v1", "BackupStorageLocation", "backupstoragelocations", Namespaced, crd "backupstoragelocations.velero.io", implicit_namespace = false;
+    /// `apiserver.config.k8s.io/v1` EncryptionConfiguration: the API
+    /// server's encryption file, offline input only (never watched).
+    EncryptionConfiguration => EncryptionConfiguration, encryption_configurations, "apiserver.config.k8s.io/v1", "EncryptionConfiguration", "encryptionconfigurations", Cluster, offline = true;
+    /// `velero.io/v1` PodVolumeBackup (optional CRD): a file-system backup
+    /// of one pod volume, part of a Backup.
+    VeleroPodVolumeBackup => PodVolumeBackup, velero_pod_volume_backups, "velero.io/v1", "PodVolumeBackup", "podvolumebackups", Namespaced, crd "podvolumebackups.velero.io", implicit_namespace = false;
     /// `snapshot.storage.k8s.io/v1` VolumeSnapshot (optional CRD).
     VolumeSnapshot => VolumeSnapshot, volume_snapshots, "snapshot.storage.k8s.io/v1", "VolumeSnapshot", "volumesnapshots", Namespaced, crd "volumesnapshots.snapshot.storage.k8s.io", implicit_namespace = false;
 }
@@ -220,26 +229,36 @@ impl Snapshot {
         self.len() == 0
     }
 
-    /// Samples of `apiserver_storage_transformation_operations_total`, or
-    /// `None` when the API server's `/metrics` was not read.
-    pub fn storage_transformations(&self) -> Option<&[StorageTransformation]> {
-        self.storage_transformations.as_deref()
+    /// What the API server's `/metrics` said, or `None` when it was not read.
+    pub fn apiserver_metrics(&self) -> Option<&ApiServerMetrics> {
+        self.apiserver_metrics.as_ref()
     }
 
-    /// Replaces the storage-transformation samples (the operator's reading of
-    /// the API server's `/metrics`).
-    pub fn set_storage_transformations(&mut self, samples: Option<Vec<StorageTransformation>>) {
-        self.storage_transformations = samples;
+    /// Replaces the reading of the API server's `/metrics`.
+    pub fn set_apiserver_metrics(&mut self, metrics: Option<ApiServerMetrics>) {
+        self.apiserver_metrics = metrics;
     }
 
-    /// Parses the API server's `/metrics` text (Prometheus exposition format) and
-    /// keeps the `apiserver_storage_transformation_operations_total` samples.
+    /// Parses the API server's `/metrics` text (Prometheus exposition format)
+    /// and keeps what the checks read.
     ///
     /// # Errors
     /// [`SnapshotError::Metrics`] when the text cannot be parsed.
-    pub fn set_apiserver_metrics(&mut self, text: &str) -> Result<(), SnapshotError> {
-        self.storage_transformations = Some(parse_storage_transformations(text)?);
+    pub fn set_apiserver_metrics_text(&mut self, text: &str) -> Result<(), SnapshotError> {
+        self.apiserver_metrics = Some(parse_apiserver_metrics(text)?);
         Ok(())
+    }
+
+    /// Whether this snapshot holds only what offline input gave it (manifests,
+    /// not a live cluster): objects a check refers to may simply not be in the
+    /// input, which makes some findings undetermined rather than absent.
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+
+    /// Marks this snapshot as offline input ([`Snapshot::is_partial`]).
+    pub fn mark_partial(&mut self) {
+        self.partial = true;
     }
 }
 

@@ -9,7 +9,7 @@
 //! ```text
 //! /// doc of the Kind variant
 //! Variant => RustType, field_name, "apiVersion", "Kind", "plural", Namespaced | Cluster
-//!     [, crd "plural.group"] [, trim trim_fn] [, watch_in "namespace"] [, implicit_namespace = false];
+//!     [, crd "plural.group"] [, trim trim_fn] [, watch_in "namespace"] [, implicit_namespace = false] [, offline = true];
 //! ```
 //!
 //! `crd` marks a kind provided by an optional CustomResourceDefinition (watched
@@ -20,14 +20,15 @@
 //! their namespace appear in offline input
 //! ([`Snapshot::add_implicit_namespaces`](super::Snapshot::add_implicit_namespaces)):
 //! Velero's objects live in Velero's own namespace, which is not a workload
-//! namespace to check.
+//! namespace to check; `offline = true` marks input that is a file, not an
+//! API resource (the operator never watches it; `check --manifests` reads it).
 
 /// See the module documentation.
 macro_rules! kinds {
     ($(
         $(#[$doc:meta])*
         $variant:ident => $ty:ty, $field:ident, $api_version:literal, $kind:literal, $plural:literal, $scope:ident
-        $(, crd $crd:literal)? $(, trim $trim:path)? $(, watch_in $ns:literal)? $(, implicit_namespace = $implicit:literal)?;
+        $(, crd $crd:literal)? $(, trim $trim:path)? $(, watch_in $ns:literal)? $(, implicit_namespace = $implicit:literal)? $(, offline = $offline:literal)?;
     )*) => {
         /// Every kind of object a check can read. The operator watches exactly
         /// the kinds the active Controls need (see `checks::kinds_for`).
@@ -63,6 +64,15 @@ macro_rules! kinds {
                 }
             }
 
+            /// Whether the operator can watch this kind: false for offline
+            /// input such as the API server's `EncryptionConfiguration`, which
+            /// is a file, not an API resource (`check --manifests` reads it).
+            pub fn watchable(self) -> bool {
+                match self {
+                    $(Kind::$variant => !$crate::snapshot::table::kinds!(@offline $($offline)?),)*
+                }
+            }
+
             /// Whether objects of this kind live in a namespace.
             pub fn namespaced(self) -> bool {
                 match self {
@@ -85,9 +95,11 @@ macro_rules! kinds {
             $($field: Objects<$ty>,)*
             /// Optional kinds whose CRD is installed (see [`Kind::crd_name`]).
             installed: KindSet,
-            /// Samples of `apiserver_storage_transformation_operations_total`;
-            /// `None` when the API server's `/metrics` was not read.
-            storage_transformations: Option<Vec<StorageTransformation>>,
+            /// The API server's `/metrics`, as far as checks read it; `None`
+            /// when it was not read.
+            apiserver_metrics: Option<ApiServerMetrics>,
+            /// Offline input: objects may be missing from it.
+            partial: bool,
         }
 
         $(
@@ -140,6 +152,8 @@ macro_rules! kinds {
     };
     (@crd) => { None };
     (@crd $crd:literal) => { Some($crd) };
+    (@offline) => { false };
+    (@offline $offline:literal) => { $offline };
     (@implicit) => { true };
     (@implicit $implicit:literal) => { $implicit };
     (@namespaced Namespaced) => { true };

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    Container, Namespace, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Probe, Volume,
+    Container, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
+    Probe, Volume,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -80,12 +81,31 @@ pub fn ingress(o: &mut Ingress) {
     trim_unread_metadata(&mut o.metadata, &[]);
 }
 
-/// A PVC keeps its StorageClass (field and beta annotation) only.
+/// A PVC keeps its StorageClass (field and beta annotation) and the volume it
+/// is bound to.
 pub fn persistent_volume_claim(o: &mut PersistentVolumeClaim) {
     o.status = None;
     trim_unread_metadata(&mut o.metadata, &[BETA_CLASS_ANNOTATION]);
     if let Some(s) = o.spec.as_mut() {
         *s = k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+            storage_class_name: s.storage_class_name.take(),
+            volume_name: s.volume_name.take(),
+            ..Default::default()
+        };
+    }
+}
+
+/// The annotation the PV controller sets on a dynamically provisioned volume,
+/// naming its provisioner.
+pub const PROVISIONED_BY_ANNOTATION: &str = "pv.kubernetes.io/provisioned-by";
+
+/// A PersistentVolume keeps its StorageClass and whether (and by whom) it was
+/// dynamically provisioned.
+pub fn persistent_volume(o: &mut PersistentVolume) {
+    o.status = None;
+    trim_unread_metadata(&mut o.metadata, &[PROVISIONED_BY_ANNOTATION]);
+    if let Some(s) = o.spec.as_mut() {
+        *s = k8s_openapi::api::core::v1::PersistentVolumeSpec {
             storage_class_name: s.storage_class_name.take(),
             ..Default::default()
         };

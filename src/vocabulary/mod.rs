@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::api::{Check, Violation};
-use crate::snapshot::{Kind, KindSet, Objects, Snapshot, StorageTransformation, Stored, name_of};
+use crate::api::{Attestation, Check, Evidence, Verification, Violation};
+use crate::snapshot::{ApiServerMetrics, Kind, KindSet, Objects, Snapshot, Stored, name_of};
 
 mod parse;
 mod text;
@@ -55,12 +55,16 @@ pub trait Family: Sync + 'static {
     /// reject (an unparsable duration, an empty option set, …).
     fn evaluate(spec: &Self::Spec, cx: &Context) -> Result<Outcome, InvalidSpec>;
 
-    /// What the family reads as evidence, in one line, for the catalog
-    /// documentation (`docs/controls.md`).
-    fn evidence(spec: &Self::Spec) -> &'static str;
+    /// Every kind of evidence `spec` can produce: the claim it supports, its
+    /// source and strength, what it proves and what it does not. Every
+    /// [`Evidence`] the family emits is made from one of these
+    /// ([`EvidenceKind::evidence`]); the catalog documentation
+    /// (`docs/controls.md`) lists them, and a test checks that no emitted
+    /// item differs from its kind.
+    fn evidence_kinds(spec: &Self::Spec) -> Vec<&'static EvidenceKind>;
 
     /// Whether `spec` reads the API server's storage-transformation metrics
-    /// ([`Context::storage_transformations`]); the operator reads `/metrics`
+    /// ([`Context::apiserver_metrics`]); the operator reads `/metrics`
     /// only for such checks. Default: no.
     fn reads_apiserver_metrics(_spec: &Self::Spec) -> bool {
         false
@@ -81,6 +85,50 @@ macro_rules! member {
     };
 }
 pub(crate) use member;
+
+/// A kind of evidence a family can produce: the claim it supports, where it
+/// comes from, how strong it is, and in plain words what it proves and what
+/// it does not (for the catalog documentation and for auditors).
+#[derive(Debug, PartialEq, Eq)]
+pub struct EvidenceKind {
+    /// The claim it supports, e.g. "Secrets are encrypted at rest".
+    pub claim: &'static str,
+    /// Its source, in CamelCase, e.g. `APIServerMetrics`.
+    pub source: &'static str,
+    /// Its strength.
+    pub verification: Verification,
+    /// What it proves.
+    pub proves: &'static str,
+    /// What it does not prove.
+    pub does_not_prove: &'static str,
+}
+
+impl EvidenceKind {
+    /// An evidence item of this kind saying `message`.
+    pub fn evidence(&'static self, message: String) -> Evidence {
+        Evidence {
+            claim: self.claim.to_owned(),
+            source: self.source.to_owned(),
+            verification: self.verification,
+            message,
+            attested_by: None,
+            attested_at: None,
+        }
+    }
+
+    /// An `Attested` evidence item of this kind from `attestation`, naming
+    /// who attested and when.
+    pub fn attested(&'static self, attestation: &Attestation, note: &str) -> Evidence {
+        Evidence {
+            attested_by: Some(attestation.attested_by.clone()),
+            attested_at: Some(attestation.attested_at.clone()),
+            ..self.evidence(format!(
+                "{} (attested by {} on {}){note}",
+                attestation.statement, attestation.attested_by, attestation.attested_at
+            ))
+        }
+    }
+}
 
 /// A spec error only the engine can see, naming the field (JSON path from the
 /// object root, e.g. `spec.check.backup.maxAge`).
@@ -124,8 +172,12 @@ pub struct Outcome {
     pub resources_checked: u64,
     /// Every violation (unsorted; the engine sorts them).
     pub violations: Vec<Violation>,
+    /// Objects (or requirements, as Control findings) whose compliance cannot
+    /// be told from what can be seen: each makes the verdict Unknown unless
+    /// there are violations.
+    pub undetermined: Vec<Violation>,
     /// Evidence behind the verdict.
-    pub evidence: Vec<crate::api::Evidence>,
+    pub evidence: Vec<Evidence>,
     /// Informational notes, e.g. "Gateway API not installed: Gateways not checked".
     pub notes: Vec<String>,
     /// A reason that makes the control non-compliant on its own, with its
@@ -149,6 +201,8 @@ pub struct NamespacePart {
     /// Indices of the violations it added to [`Outcome::violations`] (before
     /// the engine sorts them).
     pub violations: std::ops::Range<usize>,
+    /// Indices of the findings it added to [`Outcome::undetermined`].
+    pub undetermined: std::ops::Range<usize>,
 }
 
 /// What a family may read: the kinds it declared (plus `Namespace`), and the
@@ -216,18 +270,24 @@ impl<'a> Context<'a> {
         self.allow(kind) && self.snapshot.is_installed(kind)
     }
 
-    /// The API server's `apiserver_storage_transformation_operations_total`
-    /// samples, `None` when `/metrics` was not read.
+    /// What the API server's `/metrics` said (storage transformations, audit
+    /// events), `None` when it was not read.
     ///
     /// # Panics
     /// In debug builds, when the family did not declare
     /// [`Family::reads_apiserver_metrics`].
-    pub fn storage_transformations(&self) -> Option<&'a [StorageTransformation]> {
+    pub fn apiserver_metrics(&self) -> Option<&'a ApiServerMetrics> {
         if !self.declared.apiserver_metrics {
             self.refuse("the API server's metrics");
             return None;
         }
-        self.snapshot.storage_transformations()
+        self.snapshot.apiserver_metrics()
+    }
+
+    /// Whether the snapshot is offline input, in which objects a check refers
+    /// to may simply be missing (see [`Snapshot::is_partial`]).
+    pub fn is_partial(&self) -> bool {
+        self.snapshot.is_partial()
     }
 
     /// The kind an undeclared read asked for, if any happened.
@@ -272,18 +332,24 @@ impl<'a> Context<'a> {
     /// outside it is the cluster-wide part, whatever namespace it names.
     pub fn each_namespace(&self, out: &mut Outcome, mut f: impl FnMut(&'a str, &mut Outcome)) {
         for ns in self.namespaces {
-            let (checked, found) = (out.resources_checked, out.violations.len());
+            let (checked, found, unknown) = (
+                out.resources_checked,
+                out.violations.len(),
+                out.undetermined.len(),
+            );
             f(ns.as_str(), out);
             out.namespace_parts.push(NamespacePart {
                 namespace: ns.clone(),
                 checked: out.resources_checked.saturating_sub(checked),
                 violations: found..out.violations.len(),
+                undetermined: unknown..out.undetermined.len(),
             });
         }
     }
 
-    /// A violation of the Control itself (for requirements that no single
-    /// object carries, e.g. "no restore tested in 30 days").
+    /// A finding about the Control itself (for requirements that no single
+    /// object carries, e.g. "no restore tested in 30 days"), as a violation
+    /// or an undetermined finding.
     pub fn control_violation(&self, reason: &str, message: String) -> Violation {
         Violation {
             namespace: None,
@@ -389,7 +455,7 @@ mod tests {
     #[should_panic(expected = "read the API server's metrics")]
     fn undeclared_apiserver_metrics_fail_in_test_builds() {
         with_context(|cx| {
-            let _ = cx.storage_transformations();
+            let _ = cx.apiserver_metrics();
         });
     }
 }

@@ -224,8 +224,15 @@ fn storage_class_table() {
                 "PersistentVolumeClaim",
                 "data/plain"
             ),
-            ("NoStorageClass", "PersistentVolumeClaim", "data/static"),
         ])
+    );
+    // `storageClassName: ""` binds a pre-provisioned PersistentVolume: how
+    // it is encrypted cannot be told from the claim (Unknown, not a violation).
+    assert_eq!(e.verdict, Verdict::NonCompliant);
+    let undetermined: Vec<_> = e.undetermined.iter().map(key).collect();
+    assert_eq!(
+        undetermined,
+        expect(&[("StaticVolume", "PersistentVolumeClaim", "data/static")])
     );
     assert!(
         e.evidence
@@ -253,113 +260,198 @@ fn pvc_without_class_and_no_default_class_is_reported() {
 
 const APISERVER_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver-node1\n  namespace: kube-system\n  labels: {component: kube-apiserver, tier: control-plane}\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.36.3\n    command: [kube-apiserver, --etcd-servers=https://127.0.0.1:2379, FLAG]\n";
 
-const METRICS_AESCBC: &str = "# HELP apiserver_storage_transformation_operations_total [ALPHA] Total number of transformations.\n# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"from_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 12\napiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 3\n";
+const METRICS_AESCBC: &str = "# HELP apiserver_storage_transformation_operations_total [ALPHA] Total number of transformations.\n# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"from_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 12\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 3\n";
 
-const METRICS_IDENTITY: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"\"} 7\n";
+const METRICS_IDENTITY: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"\"} 7\n";
 
+/// Encrypting writes of ConfigMaps only: nothing said of Secrets.
+const METRICS_CONFIGMAPS: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{resource=\"configmaps\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 7\n";
+
+/// Encrypting writes before the `resource` label (Kubernetes < 1.30): which
+/// resource was encrypted cannot be told.
+const METRICS_UNLABELLED: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 7\n";
+
+/// Reads of Secrets still stored in plain text after encryption was turned on.
+const METRICS_STALE: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 3\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"from_storage\",transformer_prefix=\"identity\"} 40\n";
+
+const ATTESTATION: &str = "{statement: \"EKS envelope encryption with KMS\", attestedBy: ciso@example.com, attestedAt: \"2026-05-01\"}";
+
+/// Every source of Secret-encryption evidence, alone and against each other.
+/// `spec.minimumEvidence` decides whether weaker evidence is enough: the test
+/// Control is High (minimum Configured) unless a case says otherwise.
 #[test]
 fn secret_encryption_evidence_table() {
-    let secrets = "encryption: {atRest: {secrets: {}}}";
-    let attested =
-        "encryption: {atRest: {secrets: {attestation: \"EKS envelope encryption with KMS\"}}}";
-    // (case, pod flag, metrics, check, expected source, verification, expected reason)
+    let secrets = "encryption: {atRest: {secrets: {}}}".to_owned();
+    let attested = format!("encryption: {{atRest: {{secrets: {{attestation: {ATTESTATION}}}}}}}");
+    let flag = "--encryption-provider-config=/etc/k8s/enc.yaml";
+    // (case, pod flag, metrics, check, extra spec, verdict, reason, best evidence)
     let cases: Vec<(
         &str,
         Option<&str>,
         Option<&str>,
         &str,
+        &str,
+        Verdict,
+        &str,
         Option<(&str, Verification)>,
-        Option<&str>,
     )> = vec![
         (
-            "mirror pod flag",
-            Some("--encryption-provider-config=/etc/k8s/enc.yaml"),
+            "mirror pod flag: a setting, Configured",
+            Some(flag),
             None,
-            secrets,
-            Some(("EncryptionProviderConfigFlag", Verification::Verified)),
+            &secrets,
+            "",
+            Verdict::Compliant,
+            "Compliant",
+            Some(("EncryptionProviderConfigFlag", Verification::Configured)),
+        ),
+        (
+            "mirror pod flag on a Critical Control: below its Verified minimum",
+            Some(flag),
             None,
+            &secrets,
+            "severity: Critical",
+            Verdict::Unknown,
+            "InsufficientEvidence",
+            Some(("EncryptionProviderConfigFlag", Verification::Configured)),
         ),
         (
             "mirror pod without flag",
             Some("--v=2"),
             None,
-            secrets,
+            &secrets,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
             None,
-            Some("SecretsNotEncrypted"),
         ),
         (
-            "metrics with aescbc prefix",
+            "Secret writes through aescbc: Verified",
             None,
             Some(METRICS_AESCBC),
-            secrets,
+            &secrets,
+            "severity: Critical",
+            Verdict::Compliant,
+            "Compliant",
             Some(("APIServerMetrics", Verification::Verified)),
+        ),
+        (
+            "flag and encrypting writes: the writes are the stronger evidence",
+            Some(flag),
+            Some(METRICS_AESCBC),
+            &secrets,
+            "severity: Critical",
+            Verdict::Compliant,
+            "Compliant",
+            Some(("APIServerMetrics", Verification::Verified)),
+        ),
+        (
+            "flag, but Secret writes through identity: the metrics are read and win",
+            Some(flag),
+            Some(METRICS_IDENTITY),
+            &secrets,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
+            Some(("EncryptionProviderConfigFlag", Verification::Configured)),
+        ),
+        (
+            "Secrets still stored in plain text are read back",
+            None,
+            Some(METRICS_STALE),
+            &secrets,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
             None,
         ),
         (
-            "metrics with identity only",
+            "identity writes plus an attestation: the API server's own count wins",
             None,
             Some(METRICS_IDENTITY),
-            secrets,
-            None,
-            Some("SecretsNotEncrypted"),
-        ),
-        (
-            "identity metrics plus an attestation: Attested (storage-layer encryption is invisible to the API server)",
-            None,
-            Some(METRICS_IDENTITY),
-            attested,
+            &attested,
+            "minimumEvidence: Attested",
+            Verdict::NonCompliant,
+            "ViolationsFound",
             Some(("Attestation", Verification::Attested)),
-            None,
         ),
         (
-            "attestation only",
+            "attestation only, minimum Attested",
             None,
             None,
-            attested,
+            &attested,
+            "minimumEvidence: Attested",
+            Verdict::Compliant,
+            "Compliant",
             Some(("Attestation", Verification::Attested)),
+        ),
+        (
+            "attestation only, default minimum Configured",
+            None,
+            None,
+            &attested,
+            "",
+            Verdict::Unknown,
+            "InsufficientEvidence",
+            Some(("Attestation", Verification::Attested)),
+        ),
+        (
+            "encrypting writes of ConfigMaps say nothing of Secrets",
+            None,
+            Some(METRICS_CONFIGMAPS),
+            &secrets,
+            "",
+            Verdict::Unknown,
+            "NoEncryptionEvidence",
             None,
         ),
         (
-            "no evidence at all",
+            "metrics without the resource label say nothing of Secrets",
+            None,
+            Some(METRICS_UNLABELLED),
+            &secrets,
+            "",
+            Verdict::Unknown,
+            "NoEncryptionEvidence",
+            None,
+        ),
+        (
+            "no evidence at all (a managed control plane): Unknown",
             None,
             None,
-            secrets,
+            &secrets,
+            "",
+            Verdict::Unknown,
+            "NoEncryptionEvidence",
             None,
-            Some("NoEncryptionEvidence"),
         ),
     ];
-    for (name, flag, metrics, check, source, reason) in cases {
+    for (name, flag, metrics, check, extra, verdict, reason, best) in cases {
         let mut s = Snapshot::default();
         if let Some(f) = flag {
             s.insert_yaml(&APISERVER_POD.replace("FLAG", f), "default")
                 .unwrap();
         }
         if let Some(m) = metrics {
-            s.set_apiserver_metrics(m).unwrap();
+            s.set_apiserver_metrics_text(m).unwrap();
         }
         s.add_implicit_namespaces();
-        let e = eval(&control(check), &s);
-        match (source, reason) {
-            (Some((src, ver)), None) => {
-                assert_eq!(e.verdict, Verdict::Compliant, "case: {name}: {e:#?}");
-                assert_eq!(e.evidence.len(), 1, "case: {name}");
-                assert_eq!(e.evidence[0].source, src, "case: {name}");
-                assert_eq!(e.evidence[0].verification, ver, "case: {name}");
-            }
-            (None, Some(r)) => {
-                assert_eq!(e.verdict, Verdict::NonCompliant, "case: {name}");
-                assert_eq!(e.violations.len(), 1, "case: {name}");
-                assert_eq!(e.violations[0].reason, r, "case: {name}");
-            }
-            _ => unreachable!(),
-        }
+        let e = eval(&control_with(check, extra), &s);
+        assert_eq!(e.verdict, verdict, "case: {name}: {e:#?}");
+        assert_eq!(e.reason, reason, "case: {name}: {e:#?}");
+        let strongest = e.evidence.iter().max_by_key(|ev| ev.verification.rank());
+        assert_eq!(
+            strongest.map(|ev| (ev.source.as_str(), ev.verification)),
+            best,
+            "case: {name}: {e:#?}"
+        );
     }
 }
 
 #[test]
 fn aescbc_prefix_is_named_in_the_evidence() {
     let mut s = Snapshot::default();
-    s.set_apiserver_metrics(METRICS_AESCBC).unwrap();
+    s.set_apiserver_metrics_text(METRICS_AESCBC).unwrap();
     let e = eval(&control("encryption: {atRest: {secrets: {}}}"), &s);
     assert!(
         e.evidence[0].message.contains("k8s:enc:aescbc:v1:"),
@@ -371,12 +463,23 @@ fn aescbc_prefix_is_named_in_the_evidence() {
 #[test]
 fn attestation_over_identity_metrics_says_the_api_server_does_not_encrypt() {
     let mut s = Snapshot::default();
-    s.set_apiserver_metrics(METRICS_IDENTITY).unwrap();
+    s.set_apiserver_metrics_text(METRICS_IDENTITY).unwrap();
     let e = eval(
-        &control("encryption: {atRest: {secrets: {attestation: \"GKE encrypts etcd disks\"}}}"),
+        &control_with(
+            "encryption: {atRest: {secrets: {attestation: {statement: GKE encrypts etcd disks, attestedBy: sre@example.com, attestedAt: \"2026-05-01\"}}}}",
+            "minimumEvidence: Attested",
+        ),
         &s,
     );
-    assert_eq!(e.evidence[0].verification, Verification::Attested);
-    assert!(e.evidence[0].message.starts_with("GKE encrypts etcd disks"));
-    assert!(e.evidence[0].message.contains("identity transformer"));
+    assert_eq!(e.verdict, Verdict::NonCompliant, "{e:#?}");
+    assert_eq!(e.violations[0].reason, "SecretsWrittenUnencrypted");
+    assert!(e.violations[0].message.contains("identity provider"));
+    // The attestation is still shown, with who and when, beside the violation.
+    let a = e
+        .evidence
+        .iter()
+        .find(|ev| ev.verification == Verification::Attested)
+        .expect("the attestation is evidence");
+    assert!(a.message.starts_with("GKE encrypts etcd disks"), "{a:?}");
+    assert_eq!(a.attested_by.as_deref(), Some("sre@example.com"));
 }

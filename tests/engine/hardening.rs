@@ -191,9 +191,17 @@ fn audit_logging_table() {
     );
     let no_backend = apiserver("kube-apiserver-c", "--audit-policy-file=/etc/audit.yaml");
     let nothing = apiserver("kube-apiserver-d", "--v=2");
+    // The flags are a setting (Configured): enough for a High Control, not
+    // for a Critical one.
     let e = eval(&control(check), &snapshot(&[&ok, &webhook]));
     assert_eq!(e.verdict, Verdict::Compliant);
-    assert_eq!(e.evidence[0].verification, Verification::Verified);
+    assert_eq!(e.evidence[0].verification, Verification::Configured);
+    let e = eval(
+        &control_with(check, "severity: Critical"),
+        &snapshot(&[&ok, &webhook]),
+    );
+    assert_eq!(e.verdict, Verdict::Unknown);
+    assert_eq!(e.reason, "InsufficientEvidence");
     let e = eval(&control(check), &snapshot(&[&ok, &no_backend, &nothing]));
     assert_eq!(
         sorted(&e),
@@ -211,16 +219,97 @@ fn audit_logging_table() {
         ])
     );
     // Managed control plane: no pods; an attestation or nothing.
+    // Nothing seen is not a violation: the verdict is Unknown.
     let e = eval(&control(check), &snapshot(&[&ns("app")]));
+    assert_eq!(e.verdict, Verdict::Unknown);
+    assert_eq!(e.reason, "NoAuditEvidence");
+    assert!(e.violations.is_empty());
+    let undetermined: Vec<_> = e.undetermined.iter().map(key).collect();
     assert_eq!(
-        sorted(&e),
+        undetermined,
         expect(&[("NoAuditEvidence", "Control", "test")])
     );
+    let attested = "auditLogging: {attestation: {statement: EKS audit logs to CloudWatch, attestedBy: sre@example.com, attestedAt: \"2026-05-01\"}}";
     let e = eval(
-        &control("auditLogging: {attestation: \"EKS audit logs to CloudWatch\"}"),
+        &control_with(attested, "minimumEvidence: Attested"),
         &snapshot(&[&ns("app")]),
     );
+    assert_eq!(e.verdict, Verdict::Compliant);
     assert_eq!(e.evidence[0].verification, Verification::Attested);
+    assert_eq!(e.evidence[0].attested_at.as_deref(), Some("2026-05-01"));
+}
+
+/// The API server's own audit counters: events and no errors prove audit
+/// records are produced (Verified); errors mean records were lost; zero
+/// events on a serving API server mean nothing is audited, whatever the
+/// flags or an attestation say.
+#[test]
+fn audit_metrics_table() {
+    let check = "auditLogging: {}";
+    let metrics = |events: f64, errors: f64| {
+        format!(
+            "# TYPE apiserver_audit_event_total counter\napiserver_audit_event_total {events}\n# TYPE apiserver_audit_error_total counter\napiserver_audit_error_total{{plugin=\"log\"}} {errors}\n"
+        )
+    };
+    let flags = apiserver(
+        "kube-apiserver-a",
+        "--audit-policy-file=/etc/audit.yaml, --audit-log-path=/var/log/audit.log",
+    );
+    // (case, metrics, with the flagged pod, extra spec, verdict, reason)
+    let cases = [
+        (
+            "events, no errors",
+            metrics(120.0, 0.0),
+            false,
+            "severity: Critical",
+            Verdict::Compliant,
+            "Compliant",
+        ),
+        (
+            "events and flags",
+            metrics(120.0, 0.0),
+            true,
+            "severity: Critical",
+            Verdict::Compliant,
+            "Compliant",
+        ),
+        (
+            "events lost",
+            metrics(120.0, 3.0),
+            false,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
+        ),
+        (
+            "no events, though the flags are set",
+            metrics(0.0, 0.0),
+            true,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
+        ),
+    ];
+    for (name, text, with_pod, extra, verdict, reason) in cases {
+        let mut s = snapshot(&if with_pod {
+            vec![flags.as_str()]
+        } else {
+            vec![]
+        });
+        s.set_apiserver_metrics_text(&text).unwrap();
+        let e = eval(&control_with(check, extra), &s);
+        assert_eq!(
+            (e.verdict, e.reason.as_str()),
+            (verdict, reason),
+            "case: {name}: {e:#?}"
+        );
+        if verdict == Verdict::Compliant {
+            assert!(
+                e.evidence.iter().any(|ev| ev.source == "APIServerMetrics"
+                    && ev.verification == Verification::Verified)
+            );
+        }
+    }
 }
 
 /// Node agents run as DaemonSets: they are the usual privileged workloads.

@@ -6,8 +6,10 @@ mod availability;
 mod backup;
 mod encryption;
 mod engine;
+mod evidence;
 mod hardening;
 mod incremental;
+mod issue_cases;
 mod network_policy;
 mod rbac;
 mod regressions;
@@ -33,12 +35,14 @@ pub mod util {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 
-    /// A Control named `test` with the given `spec.check` (YAML) and optional
-    /// extra spec fields (YAML mapping lines at spec level).
+    /// A Control named `test`, severity High, with the given `spec.check`
+    /// (YAML).
     pub fn control(check: &str) -> Control {
         control_with(check, "")
     }
 
+    /// [`control`] with extra spec fields (YAML mapping lines at spec level;
+    /// a `severity:` among them replaces High).
     pub fn control_with(check: &str, extra_spec: &str) -> Control {
         let check = check
             .lines()
@@ -50,8 +54,14 @@ pub mod util {
             .map(|l| format!("  {l}"))
             .collect::<Vec<_>>()
             .join("\n");
+        // `severity: High` unless the extra fields name another.
+        let severity = if extra_spec.contains("severity:") {
+            ""
+        } else {
+            "  severity: High\n"
+        };
         let yaml = format!(
-            "apiVersion: soc2-operator.dev/v1alpha1\nkind: Control\nmetadata:\n  name: test\n  generation: 1\nspec:\n  criteria: [CC6.1]\n  category: Security\n  title: test\n  severity: High\n{extra}\n  check:\n{check}\n"
+            "apiVersion: soc2-operator.dev/v1alpha1\nkind: Control\nmetadata:\n  name: test\n  generation: 1\nspec:\n  criteria: [CC6.1]\n  category: Security\n  title: test\n{severity}{extra}\n  check:\n{check}\n"
         );
         serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
     }

@@ -5,6 +5,9 @@ use crate::util::*;
 
 const CLUSTER_ADMIN: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: cluster-admin\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n- nonResourceURLs: [\"*\"]\n  verbs: [\"*\"]\n";
 
+/// The Secret-reading rule of the built-in `system:kube-controller-manager`.
+const KCM_ROLE: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"system:kube-controller-manager\"}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n";
+
 fn crb(name: &str, role: &str, subjects: &str) -> String {
     format!(
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {name}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects: {subjects}\n"
@@ -33,16 +36,37 @@ fn admin_binding_table() {
             vec![],
         ),
         (
-            "a kube-system ServiceAccount is a system component",
-            vec![crb("ccm", "cluster-admin", "[{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]")],
+            "a kube-system ServiceAccount bound to a built-in system: role is a system component",
+            vec![crb("ccm", "system:controller:clusterrole-aggregation-controller", "[{kind: ServiceAccount, name: clusterrole-aggregation-controller, namespace: kube-system}]")],
             "rbac: {}",
             vec![],
         ),
         (
+            "a kube-system ServiceAccount bound to cluster-admin is reported (Helm 2's Tiller)",
+            vec![crb("tiller", "cluster-admin", "[{kind: ServiceAccount, name: tiller, namespace: kube-system}]")],
+            "rbac: {}",
+            vec![("AdminBoundToSubject", "ClusterRoleBinding", "tiller")],
+        ),
+        (
+            "the controller manager reads Secrets through its built-in role",
+            vec![KCM_ROLE.into(), crb("kcm", "system:kube-controller-manager", "[{kind: User, name: \"system:kube-controller-manager\"}]")],
+            "rbac: {clusterAdmin: false, riskyGrants: [SecretsRead]}",
+            vec![],
+        ),
+        (
             "system components are not allowed when allowSystemSubjects is false",
-            vec![crb("ccm", "cluster-admin", "[{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]")],
-            "rbac: {allowSystemSubjects: false}",
-            vec![("AdminBoundToSubject", "ClusterRoleBinding", "ccm")],
+            vec![KCM_ROLE.into(), crb("kcm", "system:kube-controller-manager", "[{kind: User, name: \"system:kube-controller-manager\"}]")],
+            "rbac: {allowSystemSubjects: false, clusterAdmin: false, riskyGrants: [SecretsRead]}",
+            vec![("SecretsReadClusterWide", "ClusterRoleBinding", "kcm")],
+        ),
+        (
+            "a system: user bound to a role of its own making is not a system component",
+            vec![
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: kcm-extra}\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [list]\n".into(),
+                crb("kcm-extra", "kcm-extra", "[{kind: User, name: \"system:kube-controller-manager\"}]"),
+            ],
+            "rbac: {clusterAdmin: false, riskyGrants: [SecretsRead]}",
+            vec![("SecretsReadClusterWide", "ClusterRoleBinding", "kcm-extra")],
         ),
         (
             "system:anonymous is never allowed",
@@ -156,11 +180,30 @@ fn optional_checks_each_add_their_finding() {
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: system:public-info-viewer\n  annotations: {rbac.authorization.kubernetes.io/autoupdate: \"true\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"system:public-info-viewer\"}\nsubjects: [{kind: Group, name: \"system:unauthenticated\"}]\n",
     ];
     let s = snapshot(&docs);
-    // Off by default.
-    assert_eq!(eval(&control("rbac: {}"), &s).verdict, Verdict::Compliant);
+    // Impersonating every group includes system:masters: cluster-admin in all
+    // but name, reported by the default cluster-admin check.
+    assert_eq!(
+        sorted(&eval(&control("rbac: {}"), &s)),
+        expect(&[("AdminBoundToSubject", "ClusterRoleBinding", "imp")])
+    );
+    // With every option off the check would check nothing.
+    let e = eval(&control("rbac: {clusterAdmin: false}"), &s);
+    assert_eq!(e.verdict, Verdict::InvalidSpec);
+    assert!(
+        e.message.contains("spec.check.rbac.clusterAdmin"),
+        "{}",
+        e.message
+    );
     let cases = [
         (
-            "rbac: {secretsReadClusterWide: true}",
+            "rbac: {clusterAdmin: false, secretsReadClusterWide: true}",
+            vec![
+                ("SecretsReadClusterWide", "ClusterRoleBinding", "public"),
+                ("SecretsReadClusterWide", "ClusterRoleBinding", "readers"),
+            ],
+        ),
+        (
+            "rbac: {clusterAdmin: false, riskyGrants: [SecretsRead]}",
             vec![
                 ("SecretsReadClusterWide", "ClusterRoleBinding", "public"),
                 ("SecretsReadClusterWide", "ClusterRoleBinding", "readers"),
@@ -168,16 +211,24 @@ fn optional_checks_each_add_their_finding() {
         ),
         // The bootstrap binding system:public-info-viewer is exempt.
         (
-            "rbac: {anonymousBindings: true}",
+            "rbac: {clusterAdmin: false, anonymousBindings: true}",
             vec![("AnonymousBinding", "ClusterRoleBinding", "public")],
         ),
         (
-            "rbac: {escalationVerbs: true}",
+            "rbac: {clusterAdmin: false, allAuthenticatedBindings: true}",
+            vec![],
+        ),
+        (
+            "rbac: {clusterAdmin: false, escalationVerbs: true}",
             vec![("EscalationVerbs", "ClusterRoleBinding", "imp")],
+        ),
+        (
+            "rbac: {clusterAdmin: false, riskyGrants: [Impersonate]}",
+            vec![("ImpersonateVerb", "ClusterRoleBinding", "imp")],
         ),
         // cluster-admin is bootstrap policy and exempt; crd-wild is not.
         (
-            "rbac: {wildcardRules: true}",
+            "rbac: {clusterAdmin: false, wildcardRules: true}",
             vec![("WildcardRule", "ClusterRole", "crd-wild")],
         ),
     ];
@@ -187,6 +238,172 @@ fn optional_checks_each_add_their_finding() {
             expect(&expected),
             "check: {check}"
         );
+    }
+}
+
+fn role(name: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {name}}}\nrules: {rules}\n"
+    )
+}
+
+/// Each privilege-escalation risk of the Kubernetes "Role Based Access
+/// Control Good Practices" page, granted to a ServiceAccount by a
+/// ClusterRoleBinding (and, for the cluster-wide risks, the same grant in one
+/// namespace, which is not reported), each reported under its own reason.
+#[test]
+fn risky_grants_table() {
+    let sa = "[{kind: ServiceAccount, name: agent, namespace: tools}]";
+    // (risk, rules, reason; reported in a RoleBinding too)
+    let cases = [
+        // Issue case 3: nodes/proxy get reaches the kubelet API.
+        (
+            "NodeProxy",
+            r#"[{apiGroups: ["*"], resources: [nodes/proxy], verbs: [get]}]"#,
+            "NodeProxyAccess",
+            false,
+        ),
+        (
+            "WorkloadCreation",
+            r#"[{apiGroups: [""], resources: [pods], verbs: [create]}]"#,
+            "WorkloadCreationClusterWide",
+            false,
+        ),
+        (
+            "WorkloadCreation",
+            r#"[{apiGroups: [apps], resources: [deployments], verbs: ["*"]}]"#,
+            "WorkloadCreationClusterWide",
+            false,
+        ),
+        (
+            "WorkloadCreation",
+            r#"[{apiGroups: [""], resources: [pods/exec], verbs: [create]}]"#,
+            "WorkloadCreationClusterWide",
+            false,
+        ),
+        (
+            "WorkloadCreation",
+            r#"[{apiGroups: [""], resources: [pods/ephemeralcontainers], verbs: [patch]}]"#,
+            "WorkloadCreationClusterWide",
+            false,
+        ),
+        (
+            "SecretsRead",
+            r#"[{apiGroups: [""], resources: [secrets], verbs: [list]}]"#,
+            "SecretsReadClusterWide",
+            false,
+        ),
+        (
+            "PersistentVolumeCreation",
+            r#"[{apiGroups: [""], resources: [persistentvolumes], verbs: [create]}]"#,
+            "PersistentVolumeCreation",
+            false,
+        ),
+        (
+            "Escalate",
+            r#"[{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], verbs: [escalate]}]"#,
+            "EscalateVerb",
+            true,
+        ),
+        (
+            "Bind",
+            r#"[{apiGroups: ["*"], resources: [roles], verbs: [bind]}]"#,
+            "BindVerb",
+            true,
+        ),
+        (
+            "Impersonate",
+            r#"[{apiGroups: [""], resources: [serviceaccounts], verbs: [impersonate]}]"#,
+            "ImpersonateVerb",
+            true,
+        ),
+        (
+            "CertificateSigning",
+            r#"[{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests], verbs: [create]}, {apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/approval], verbs: [update]}, {apiGroups: [certificates.k8s.io], resources: [signers], verbs: [approve]}]"#,
+            "CertificateSigning",
+            false,
+        ),
+        (
+            "TokenRequest",
+            r#"[{apiGroups: [""], resources: [serviceaccounts/token], verbs: [create]}]"#,
+            "TokenRequestClusterWide",
+            false,
+        ),
+        (
+            "AdmissionWebhooks",
+            r#"[{apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations], verbs: [delete]}]"#,
+            "AdmissionControl",
+            false,
+        ),
+        (
+            "NamespaceModification",
+            r#"[{apiGroups: [""], resources: [namespaces], verbs: [patch]}]"#,
+            "NamespaceModification",
+            false,
+        ),
+    ];
+    for (risk, rules, reason, namespaced_too) in cases {
+        let check = format!("rbac: {{clusterAdmin: false, riskyGrants: [{risk}]}}");
+        let docs = [role("risky", rules), crb("grant", "risky", sa), ns("tools")];
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let e = eval(&control(&check), &snapshot(&refs));
+        assert_eq!(
+            sorted(&e),
+            expect(&[(reason, "ClusterRoleBinding", "grant")]),
+            "{risk}: {rules}"
+        );
+        // The same rules granted in one namespace.
+        let docs = [
+            role("risky", rules),
+            rb("tools", "grant", "ClusterRole", "risky", sa),
+            ns("tools"),
+        ];
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let e = eval(&control(&check), &snapshot(&refs));
+        let expected: &[(&str, &str, &str)] = if namespaced_too {
+            &[(reason, "RoleBinding", "tools/grant")]
+        } else {
+            &[]
+        };
+        assert_eq!(
+            sorted(&e),
+            expect(expected),
+            "{risk} in a namespace: {rules}"
+        );
+        // Other risks do not report it.
+        let e = eval(
+            &control("rbac: {clusterAdmin: false, riskyGrants: [Bind]}"),
+            &snapshot(&refs),
+        );
+        if risk != "Bind" {
+            assert!(e.violations.is_empty(), "{risk} reported as Bind: {e:#?}");
+        }
+    }
+    // What does not grant a risk: a CSR creator that cannot approve; reading
+    // nodes (not nodes/proxy); Secrets limited by resourceNames.
+    for (risk, rules) in [
+        (
+            "CertificateSigning",
+            r#"[{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests], verbs: [create]}]"#,
+        ),
+        (
+            "NodeProxy",
+            r#"[{apiGroups: [""], resources: [nodes, nodes/status], verbs: [get]}]"#,
+        ),
+        (
+            "SecretsRead",
+            r#"[{apiGroups: [""], resources: [secrets], resourceNames: [tls-cert], verbs: [get]}]"#,
+        ),
+    ] {
+        let check = format!("rbac: {{clusterAdmin: false, riskyGrants: [{risk}]}}");
+        let docs = [
+            role("narrow", rules),
+            crb("grant", "narrow", sa),
+            ns("tools"),
+        ];
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let e = eval(&control(&check), &snapshot(&refs));
+        assert!(e.violations.is_empty(), "{risk}: {rules}: {e:#?}");
     }
 }
 
@@ -260,5 +477,52 @@ fn kube_prometheus_rbac_findings() {
     assert_eq!(
         found(&eval(&control("rbac: {escalationVerbs: true}"), &s)),
         vec![]
+    );
+}
+
+/// Bindings to every authenticated identity and to unauthenticated requests
+/// are separate options with their own reasons, so a Control about anonymous
+/// access does not report the other (issue 12, case 5); the bootstrap
+/// bindings that grant discovery to everyone are exempt while they are as
+/// built in.
+#[test]
+fn anonymous_and_all_authenticated_bindings_are_separate_options() {
+    let reader = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: secret-reader}\nrules: [{apiGroups: [\"\"], resources: [secrets], verbs: [get]}]\n";
+    let basic_user = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: \"system:basic-user\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: \"system:basic-user\"}\nsubjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: \"system:authenticated\"}]\n";
+    let s = snapshot(&[
+        reader,
+        basic_user,
+        &crb(
+            "everyone",
+            "secret-reader",
+            "[{kind: Group, name: \"system:authenticated\"}]",
+        ),
+        &crb(
+            "all-sas",
+            "secret-reader",
+            "[{kind: Group, name: \"system:serviceaccounts\"}]",
+        ),
+        &crb(
+            "anon",
+            "secret-reader",
+            "[{kind: User, name: \"system:anonymous\"}]",
+        ),
+    ]);
+    assert_eq!(
+        sorted(&eval(
+            &control("rbac: {clusterAdmin: false, anonymousBindings: true}"),
+            &s
+        )),
+        expect(&[("AnonymousBinding", "ClusterRoleBinding", "anon")])
+    );
+    assert_eq!(
+        sorted(&eval(
+            &control("rbac: {clusterAdmin: false, allAuthenticatedBindings: true}"),
+            &s
+        )),
+        expect(&[
+            ("AllAuthenticatedBinding", "ClusterRoleBinding", "all-sas"),
+            ("AllAuthenticatedBinding", "ClusterRoleBinding", "everyone"),
+        ])
     );
 }

@@ -212,15 +212,30 @@ fn crb(name: &str, role: &str, subject: &str) -> String {
     )
 }
 
+const CLUSTER_ADMIN: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cluster-admin}\nrules: [{apiGroups: [\"*\"], resources: [\"*\"], verbs: [\"*\"]}, {nonResourceURLs: [\"*\"], verbs: [\"*\"]}]\n";
+
+/// The Secret-reading rule of the built-in `system:node` ClusterRole.
+const SYSTEM_NODE: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: \"system:node\"}\nrules: [{apiGroups: [\"\"], resources: [secrets], verbs: [get, list, watch]}]\n";
+
+/// `allowSystemSubjects` allows the control-plane identities their built-in
+/// `system:` roles and nothing else: a look-alike name is not one of them,
+/// and a real one bound to cluster-admin is reported like anyone.
 #[test]
 fn system_prefixed_names_do_not_smuggle_service_accounts_into_the_allow_list() {
-    for subject in [
+    let impostors = [
         "{kind: User, name: \"system:serviceaccount:default:attacker\"}",
         "{kind: Group, name: \"system:serviceaccounts\"}",
         "{kind: Group, name: \"system:serviceaccounts:default\"}",
         "{kind: User, name: \"system:totally-legit\"}",
-    ] {
-        let s = snapshot(&[&crb("x", "cluster-admin", subject)]);
+    ];
+    let components = [
+        "{kind: User, name: \"system:kube-controller-manager\"}",
+        "{kind: User, name: \"system:node:worker-1\"}",
+        "{kind: Group, name: \"system:nodes\"}",
+        "{kind: User, name: \"system:serviceaccount:kube-system:ccm\"}",
+    ];
+    for subject in impostors.iter().chain(&components) {
+        let s = snapshot(&[CLUSTER_ADMIN, &crb("x", "cluster-admin", subject)]);
         let e = eval(&control("rbac: {}"), &s);
         assert_eq!(
             sorted(&e),
@@ -228,15 +243,19 @@ fn system_prefixed_names_do_not_smuggle_service_accounts_into_the_allow_list() {
             "{subject}"
         );
     }
-    for subject in [
-        "{kind: User, name: \"system:kube-controller-manager\"}",
-        "{kind: User, name: \"system:node:worker-1\"}",
-        "{kind: Group, name: \"system:nodes\"}",
-        "{kind: User, name: \"system:serviceaccount:kube-system:ccm\"}",
-    ] {
-        let s = snapshot(&[&crb("x", "cluster-admin", subject)]);
+    let secrets = "rbac: {clusterAdmin: false, riskyGrants: [SecretsRead]}";
+    for subject in impostors {
+        let s = snapshot(&[SYSTEM_NODE, &crb("x", "\"system:node\"", subject)]);
         assert_eq!(
-            eval(&control("rbac: {}"), &s).verdict,
+            sorted(&eval(&control(secrets), &s)),
+            expect(&[("SecretsReadClusterWide", "ClusterRoleBinding", "x")]),
+            "{subject}"
+        );
+    }
+    for subject in components {
+        let s = snapshot(&[SYSTEM_NODE, &crb("x", "\"system:node\"", subject)]);
+        assert_eq!(
+            eval(&control(secrets), &s).verdict,
             Verdict::Compliant,
             "{subject}"
         );
@@ -304,7 +323,10 @@ fn wildcard_verbs_grant_escalation() {
         );
         let s = snapshot(&[&role, &crb("b", "r", "{kind: User, name: eve}")]);
         assert_eq!(
-            sorted(&eval(&control("rbac: {escalationVerbs: true}"), &s)),
+            sorted(&eval(
+                &control("rbac: {clusterAdmin: false, escalationVerbs: true}"),
+                &s
+            )),
             expect(&[("EscalationVerbs", "ClusterRoleBinding", "b")]),
             "{what}"
         );
@@ -361,16 +383,18 @@ fn every_api_server_replica_must_encrypt() {
         ),
     ]);
     let e = eval(&control(check), &s);
-    assert_eq!(e.evidence[0].verification, Verification::Verified);
+    assert_eq!(e.evidence[0].verification, Verification::Configured);
     assert!(e.evidence[0].message.contains("cp1") && e.evidence[0].message.contains("cp2"));
 }
 
 #[test]
 fn failed_encrypting_writes_are_not_evidence() {
     let mut s = Snapshot::default();
-    s.set_apiserver_metrics("apiserver_storage_transformation_operations_total{status=\"Unavailable\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:kms:v2:\"} 4\n").unwrap();
+    s.set_apiserver_metrics_text("apiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"Unavailable\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:kms:v2:\"} 4\n").unwrap();
     let e = eval(&control("encryption: {atRest: {secrets: {}}}"), &s);
-    assert_eq!(e.verdict, Verdict::NonCompliant);
+    // Nothing was written: neither evidence nor a violation.
+    assert_eq!(e.verdict, Verdict::Unknown);
+    assert_eq!(e.reason, "NoEncryptionEvidence");
 }
 
 #[test]
