@@ -527,13 +527,18 @@ pub enum RiskyGrant {
 /// An RBAC subject pattern (`rbac.authorization.k8s.io/v1` Subject).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.kind != 'ServiceAccount' || has(self.__namespace__)").message("a ServiceAccount entry needs its namespace: without it, anyone who can create a ServiceAccount of that name in any namespace would be allowed"))]
+#[x_kube(validation = Rule::new("self.kind == 'ServiceAccount' || !has(self.__namespace__)").message("namespace applies to ServiceAccount entries only"))]
 pub struct SubjectMatcher {
     /// Subject kind.
     pub kind: SubjectKind,
     /// Exact name, or a prefix followed by `*` (for example `ci-*`).
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// For ServiceAccounts: the namespace; absent matches any namespace.
+    /// For ServiceAccounts, and required for them: the namespace (exact). An
+    /// entry for `system:serviceaccount:<ns>:<name>` as a User, or for a
+    /// ServiceAccount subject without namespace in a RoleBinding (the
+    /// binding's namespace), matches the same ServiceAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,

@@ -69,7 +69,7 @@ pub static VOLUME_SNAPSHOT: EvidenceKind = EvidenceKind {
     claim: "Persistent volumes have recent snapshots",
     source: "VolumeSnapshot",
     verification: Verification::Verified,
-    proves: "each PVC in scope has a VolumeSnapshot with readyToUse true created within maxAge",
+    proves: "each PVC in scope has a VolumeSnapshot (spec.source.persistentVolumeClaimName) with status.readyToUse true, created (status.creationTime) within maxAge and after the PVC itself",
     does_not_prove: "that the snapshot can be restored, or that it is stored outside the volume's failure domain",
 };
 
@@ -811,6 +811,7 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
         for pvc in cx.objects::<PersistentVolumeClaim>().in_namespace(ns) {
             out.resources_checked += 1;
             let pvc_name = name_of(pvc.as_ref());
+            let pvc_created = pvc.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let mut reasons = Vec::new();
             let fresh = by_pvc.get(pvc_name).into_iter().flatten().any(|s| {
                 let st = s.status.as_ref();
@@ -819,6 +820,19 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
                     return false;
                 }
                 let created = st.and_then(|s| s.creation_time.as_deref());
+                // A snapshot older than the claim is of an earlier claim of
+                // the same name, not of this one's volume.
+                let before_claim = created
+                    .and_then(parse_time)
+                    .zip(pvc_created)
+                    .is_some_and(|(s, c)| s < c);
+                if before_claim {
+                    reasons.push(format!(
+                        "{} was taken before this PVC was created (of an earlier claim of the same name)",
+                        name_of(s.as_ref())
+                    ));
+                    return false;
+                }
                 match age(created, cx.now) {
                     Ok(a) if a <= max_age => true,
                     Ok(_) => {

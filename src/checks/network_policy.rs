@@ -11,8 +11,10 @@
 //! direction — an empty rule (`ingress: [{}]`), or, on every port (no
 //! `ports`, or each of TCP, UDP and SCTP whole), every pod
 //! (`namespaceSelector: {}`) and every IPv4 and IPv6 address (`ipBlock`
-//! `0.0.0.0/0` and `::/0` without `except`), alone or together — undo
-//! default-deny and are reported.
+//! `0.0.0.0/0` and `::/0`, whatever their `except` lists carve out: opening
+//! the whole address space but a few ranges, such as the cloud metadata
+//! address, is not a default deny), alone or together — undo default-deny and
+//! are reported.
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -127,9 +129,9 @@ struct Reach {
     everything: bool,
     /// `namespaceSelector: {}` without a narrowing `podSelector`: every pod.
     all_pods: bool,
-    /// `ipBlock` `0.0.0.0/0` without `except`.
+    /// `ipBlock` `0.0.0.0/0` (with or without `except`).
     all_ipv4: bool,
-    /// `ipBlock` `::/0` without `except`.
+    /// `ipBlock` `::/0` (with or without `except`).
     all_ipv6: bool,
 }
 
@@ -186,9 +188,7 @@ fn reach(peers: Option<&Vec<NetworkPolicyPeer>>, ports: Option<&Vec<NetworkPolic
         if empty(&p.namespace_selector) && (p.pod_selector.is_none() || empty(&p.pod_selector)) {
             r.all_pods = true;
         }
-        if let Some(b) = &p.ip_block
-            && b.except.as_ref().is_none_or(Vec::is_empty)
-        {
+        if let Some(b) = &p.ip_block {
             r.all_ipv4 |= b.cidr == "0.0.0.0/0";
             r.all_ipv6 |= b.cidr == "::/0";
         }

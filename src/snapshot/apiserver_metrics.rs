@@ -32,6 +32,11 @@ pub struct ApiServerMetrics {
     /// The sum of `apiserver_audit_error_total` over its plugins: audit
     /// events that could not be written.
     pub audit_errors: f64,
+    /// Secrets the API server created since it started:
+    /// `apiserver_request_total{resource="secrets", subresource="",
+    /// verb="POST"|"APPLY", code="201", dry_run=""}` — each such request wrote
+    /// a Secret to storage through the transformer that applies to Secrets.
+    pub secrets_created: f64,
 }
 
 /// A storage transformation as a check tells it apart: `(resource,
@@ -42,7 +47,7 @@ impl ApiServerMetrics {
     /// What a check concludes from these metrics, for comparing two readings:
     /// which transformations happened (not how often) and whether audit
     /// events and errors were seen.
-    pub fn fingerprint(&self) -> (Vec<TransformationKey>, bool, bool) {
+    pub fn fingerprint(&self) -> (Vec<TransformationKey>, [bool; 3]) {
         let mut seen: Vec<_> = self
             .storage_transformations
             .iter()
@@ -60,8 +65,11 @@ impl ApiServerMetrics {
         seen.dedup();
         (
             seen,
-            self.audit_events.is_some_and(|n| n > 0.0),
-            self.audit_errors > 0.0,
+            [
+                self.audit_events.is_some_and(|n| n > 0.0),
+                self.audit_errors > 0.0,
+                self.secrets_created > 0.0,
+            ],
         )
     }
 }
@@ -98,6 +106,16 @@ pub fn parse_apiserver_metrics(text: &str) -> Result<ApiServerMetrics, SnapshotE
                 *out.audit_events.get_or_insert(0.0) += value;
             }
             "apiserver_audit_error_total" => out.audit_errors += value,
+            "apiserver_request_total"
+                if label("resource") == "secrets"
+                    && label("group").is_empty()
+                    && label("subresource").is_empty()
+                    && label("dry_run").is_empty()
+                    && label("code") == "201"
+                    && matches!(label("verb").as_str(), "POST" | "APPLY") =>
+            {
+                out.secrets_created += value;
+            }
             _ => {}
         }
     }

@@ -81,11 +81,14 @@ pub fn ingress(o: &mut Ingress) {
     trim_unread_metadata(&mut o.metadata, &[]);
 }
 
-/// A PVC keeps its StorageClass (field and beta annotation) and the volume it
-/// is bound to.
+/// A PVC keeps its StorageClass (field and beta annotation), the volume it
+/// is bound to, and its creation time.
 pub fn persistent_volume_claim(o: &mut PersistentVolumeClaim) {
     o.status = None;
+    // The backup check compares snapshot times with the claim's creation.
+    let created = o.metadata.creation_timestamp.take();
     trim_unread_metadata(&mut o.metadata, &[BETA_CLASS_ANNOTATION]);
+    o.metadata.creation_timestamp = created;
     if let Some(s) = o.spec.as_mut() {
         *s = k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
             storage_class_name: s.storage_class_name.take(),

@@ -414,7 +414,7 @@ fn the_rendered_prometheus_rule_uses_the_values_and_is_valid() {
         .iter()
         .filter_map(|r| r["for"].as_str())
         .collect();
-    assert_eq!(fors.iter().filter(|f| **f == "42m").count(), 3, "{fors:?}");
+    assert_eq!(fors.iter().filter(|f| **f == "42m").count(), 4, "{fors:?}");
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
     let out = Command::new("promtool")

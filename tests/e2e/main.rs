@@ -3,6 +3,7 @@
 //! (see `support`).
 
 mod admission;
+mod builtin_rbac;
 mod chart;
 mod control_plane;
 mod operator;

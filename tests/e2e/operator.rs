@@ -332,11 +332,13 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
         json!({"apiVersion": "velero.io/v1", "kind": "Schedule", "metadata": {"name": "daily", "namespace": velero.name},
                "spec": {"schedule": "0 1 * * *", "template": {"includedNamespaces": ["*"], "excludedNamespaces": ["kube-system"]}},
                "status": {"phase": "Enabled", "lastBackup": ago(1)}}),
-        // Newest: PartiallyFailed (not success); then a stale Completed one.
+        // Newest: PartiallyFailed (not success); then a Completed one from
+        // before the namespace existed.
         json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "daily-2", "namespace": velero.name, "labels": {"velero.io/schedule-name": "daily"}},
                "spec": {}, "status": {"phase": "PartiallyFailed", "completionTimestamp": ago(1)}}),
         json!({"apiVersion": "velero.io/v1", "kind": "Backup", "metadata": {"name": "daily-1", "namespace": velero.name, "labels": {"velero.io/schedule-name": "daily"}},
-               "spec": {}, "status": {"phase": "Completed", "completionTimestamp": ago(50)}}),
+               "spec": {}, "status": {"phase": "Completed", "startTimestamp": ago(3), "completionTimestamp": ago(2),
+                                       "progress": {"totalItems": 120, "itemsBackedUp": 120}}}),
     ];
     for d in &docs {
         let ar = kube::api::ApiResource::from_gvk_with_plural(
@@ -348,27 +350,29 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
         let obj: kube::api::DynamicObject = serde_json::from_value(d.clone()).unwrap();
         api.create(&PostParams::default(), &obj).await.unwrap();
     }
+    // The namespace was created after daily-1 started: it is not in it
+    // (a stale backup, which needs an older namespace, is an engine test).
     let c = wait_control(
         &client,
         &name,
-        "BackupNotFresh",
+        "NamespaceNotYetBackedUp",
         Duration::from_secs(20),
         |c| {
-            c.status
-                .as_ref()
-                .is_some_and(|s| s.violations.iter().any(|v| v.reason == "BackupNotFresh"))
+            c.status.as_ref().is_some_and(|s| {
+                s.violations
+                    .iter()
+                    .any(|v| v.reason == "NamespaceNotYetBackedUp")
+            })
         },
     )
     .await;
     let v = &c.status.unwrap().violations[0];
     assert_eq!(v.name, app.name);
-    assert!(
-        v.message.contains("daily-1") && v.message.contains("older than maxAge"),
-        "{}",
-        v.message
-    );
+    assert!(v.message.contains("daily-1"), "{}", v.message);
 
-    // A fresh Completed backup makes it compliant, with the backup as evidence.
+    // A Completed backup that started after the namespace was created, and
+    // backed items up, makes it compliant, with the backup as evidence.
+    let started = jiff::Timestamp::now().to_string();
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
         client.clone(),
         &velero.name,
@@ -380,7 +384,8 @@ async fn backups_are_judged_by_completed_fresh_backups_and_crds_can_arrive_later
     let fresh: kube::api::DynamicObject = serde_json::from_value(json!({
         "apiVersion": "velero.io/v1", "kind": "Backup",
         "metadata": {"name": "daily-3", "namespace": velero.name, "labels": {"velero.io/schedule-name": "daily"}},
-        "spec": {}, "status": {"phase": "Completed", "completionTimestamp": ago(2)}
+        "spec": {}, "status": {"phase": "Completed", "startTimestamp": started, "completionTimestamp": jiff::Timestamp::now().to_string(),
+                               "progress": {"totalItems": 120, "itemsBackedUp": 120}}
     }))
     .unwrap();
     api.create(&PostParams::default(), &fresh).await.unwrap();
@@ -473,11 +478,15 @@ async fn secret_encryption_is_verified_from_a_real_aescbc_api_server() {
         |c| is_compliant(c, "False"),
     )
     .await;
-    // Without an encryption config the API server exports no transformation
-    // samples at all: no evidence, so not compliant.
-    assert_eq!(
-        c.status.unwrap().violations[0].reason,
-        "NoEncryptionEvidence"
+    // Without an encryption config the API server counts no transformation
+    // at all; the Secret it created (apiserver_request_total) was therefore
+    // written in plain text.
+    let v = &c.status.unwrap().violations[0];
+    assert_eq!(v.reason, "SecretsWrittenUnencrypted", "{}", v.message);
+    assert!(
+        v.message.contains("apiserver_request_total"),
+        "{}",
+        v.message
     );
 }
 

@@ -35,7 +35,7 @@ fn promtool_checks_and_unit_tests_every_alert() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 7 rules found"));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("SUCCESS: 8 rules found"));
     let test = Command::new("promtool")
         .args(["test", "rules", &repo("tests/prometheus/alerts_test.yaml")])
         .output()
@@ -50,6 +50,7 @@ fn promtool_checks_and_unit_tests_every_alert() {
     let tests = std::fs::read_to_string(repo("tests/prometheus/alerts_test.yaml")).unwrap();
     for alert in [
         "SOC2ControlNonCompliant",
+        "SOC2ControlUnknown",
         "SOC2CriterionNonCompliant",
         "SOC2OperatorDown",
         "SOC2NoLeader",
@@ -135,9 +136,25 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let ns = support::namespace(&client, "prom").await;
     let test = TestControls::new("prom");
     let mut names = Vec::new();
+    // A claim on a pre-provisioned volume (storageClassName ""): how it is
+    // encrypted cannot be told, so the third Control is Unknown.
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(client.clone(), &ns.name);
+    let pvc = serde_json::from_value(json!({
+        "metadata": {"name": "legacy"},
+        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    pvcs.create(&Default::default(), &pvc).await.unwrap();
     for (i, (criteria, category, check)) in [
         (json!(["CC6.6"]), "Security", json!({"networkPolicy": {}})),
         (json!(["A1.1"]), "Availability", json!({"availability": {}})),
+        (
+            json!(["C1.1"]),
+            "Confidentiality",
+            json!({"encryption": {"atRest": {"storageClasses": {"allowedProvisioners": ["ebs.csi.aws.com"]}}}}),
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -169,7 +186,7 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
                     .as_str()
                     .map(str::to_owned)
             });
-            async move { (n.as_deref() == Some("2")).then_some(()) }
+            async move { (n.as_deref() == Some("3")).then_some(()) }
         },
     )
     .await;
@@ -187,7 +204,7 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
         .unwrap()
         .iter()
         .collect();
-    assert_eq!(loaded.len(), 7);
+    assert_eq!(loaded.len(), 8);
     for r in loaded {
         assert_eq!(r["health"], "ok", "{r}");
     }
@@ -203,6 +220,7 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
         "Compliance by TSC category",
         "Compliance by criterion",
         "Non-compliant Controls",
+        "Unknown Controls",
         "Compliance over time",
         "Operator availability",
         "Violations by Control",
@@ -233,4 +251,46 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let rows = table["data"]["result"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metric"]["control"], names[0].as_str());
+    // The Unknown Control is in its own table, and nowhere else.
+    let unknown_panel = panels
+        .iter()
+        .find(|p| p["title"] == "Unknown Controls")
+        .unwrap();
+    let unknown = query(&prom, unknown_panel["targets"][0]["expr"].as_str().unwrap()).unwrap();
+    let rows = unknown["data"]["result"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["metric"]["control"], names[2].as_str());
+    assert_eq!(rows[0]["metric"]["category"], "Confidentiality");
+    // On the real Prometheus, SOC2ControlUnknown is pending for the Unknown
+    // Control, and SOC2ControlNonCompliant only for the NonCompliant one.
+    eventually("the alerts to be pending", Duration::from_secs(60), || {
+        let pending = pending_alerts(&prom);
+        let want = [
+            ("SOC2ControlNonCompliant".to_owned(), names[0].clone()),
+            ("SOC2ControlUnknown".to_owned(), names[2].clone()),
+        ];
+        async move { (pending == want).then_some(()) }
+    })
+    .await;
+}
+
+/// `(alert, control)` of every pending or firing per-Control alert, sorted.
+fn pending_alerts(prom: &Prometheus) -> Vec<(String, String)> {
+    let r = query(
+        prom,
+        "ALERTS{alertname=~\"SOC2ControlNonCompliant|SOC2ControlUnknown\"}",
+    )
+    .unwrap_or_default();
+    let mut out: Vec<(String, String)> = r["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let alert = a["metric"]["alertname"].as_str()?;
+            let control = a["metric"]["control"].as_str()?;
+            Some((alert.to_owned(), control.to_owned()))
+        })
+        .collect();
+    out.sort();
+    out
 }

@@ -274,6 +274,14 @@ const METRICS_UNLABELLED: &str = "# TYPE apiserver_storage_transformation_operat
 /// Reads of Secrets still stored in plain text after encryption was turned on.
 const METRICS_STALE: &str = "# TYPE apiserver_storage_transformation_operations_total counter\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"to_storage\",transformer_prefix=\"k8s:enc:aescbc:v1:\"} 3\napiserver_storage_transformation_operations_total{resource=\"secrets\",status=\"OK\",transformation_type=\"from_storage\",transformer_prefix=\"identity\"} 40\n";
 
+/// Two Secrets created (and a dry run, a failed create and a ConfigMap, which
+/// wrote nothing or no Secret), and no transformation of a Secret counted:
+/// no encryption configuration applies to Secrets.
+const METRICS_CREATED_PLAIN: &str = "# TYPE apiserver_request_total counter\napiserver_request_total{code=\"201\",component=\"apiserver\",dry_run=\"\",group=\"\",resource=\"secrets\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 2\napiserver_request_total{code=\"201\",component=\"apiserver\",dry_run=\"All\",group=\"\",resource=\"secrets\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 5\napiserver_request_total{code=\"409\",component=\"apiserver\",dry_run=\"\",group=\"\",resource=\"secrets\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 1\n";
+
+/// Only requests that wrote nothing: a dry run and a conflict.
+const METRICS_NOTHING_WRITTEN: &str = "# TYPE apiserver_request_total counter\napiserver_request_total{code=\"201\",component=\"apiserver\",dry_run=\"All\",group=\"\",resource=\"secrets\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 5\napiserver_request_total{code=\"409\",component=\"apiserver\",dry_run=\"\",group=\"\",resource=\"secrets\",scope=\"resource\",subresource=\"\",verb=\"POST\",version=\"v1\"} 1\n";
+
 const ATTESTATION: &str = "{statement: \"EKS envelope encryption with KMS\", attestedBy: ciso@example.com, attestedAt: \"2026-05-01\"}";
 
 /// Every source of Secret-encryption evidence, alone and against each other.
@@ -416,6 +424,26 @@ fn secret_encryption_evidence_table() {
             None,
         ),
         (
+            "Secrets created, no transformation of a Secret counted: no provider applies to them",
+            None,
+            Some(METRICS_CREATED_PLAIN),
+            &secrets,
+            "",
+            Verdict::NonCompliant,
+            "ViolationsFound",
+            None,
+        ),
+        (
+            "dry runs and failed creates wrote nothing",
+            None,
+            Some(METRICS_NOTHING_WRITTEN),
+            &secrets,
+            "",
+            Verdict::Unknown,
+            "NoEncryptionEvidence",
+            None,
+        ),
+        (
             "no evidence at all (a managed control plane): Unknown",
             None,
             None,
@@ -482,4 +510,29 @@ fn attestation_over_identity_metrics_says_the_api_server_does_not_encrypt() {
         .expect("the attestation is evidence");
     assert!(a.message.starts_with("GKE encrypts etcd disks"), "{a:?}");
     assert_eq!(a.attested_by.as_deref(), Some("sre@example.com"));
+}
+
+/// Secrets created on an API server older than the `resource` label: its
+/// transformations name no resource, so whether they were Secrets' cannot be
+/// told, and nothing is concluded from the creates.
+#[test]
+fn secrets_created_on_an_api_server_without_the_resource_label_are_not_judged() {
+    let mut s = Snapshot::default();
+    s.set_apiserver_metrics_text(&format!("{METRICS_CREATED_PLAIN}{METRICS_UNLABELLED}"))
+        .unwrap();
+    let e = eval(&control("encryption: {atRest: {secrets: {}}}"), &s);
+    assert_eq!(
+        (e.verdict, e.reason.as_str()),
+        (Verdict::Unknown, "NoEncryptionEvidence"),
+        "{e:#?}"
+    );
+    let mut s = Snapshot::default();
+    s.set_apiserver_metrics_text(METRICS_CREATED_PLAIN).unwrap();
+    let e = eval(&control("encryption: {atRest: {secrets: {}}}"), &s);
+    assert_eq!(e.violations[0].reason, "SecretsWrittenUnencrypted");
+    assert!(
+        e.violations[0].message.contains("created 2 Secrets"),
+        "{}",
+        e.violations[0].message
+    );
 }

@@ -2,6 +2,7 @@
 //! No cluster: snapshots are built from YAML with `Snapshot::insert_yaml`.
 #![allow(clippy::type_complexity)] // table-driven tests are tuples by design
 
+mod adversarial;
 mod availability;
 mod backup;
 mod encryption;

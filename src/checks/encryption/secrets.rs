@@ -8,8 +8,10 @@
 //! `--encryption-provider-config` flag on every kube-apiserver replica, or an
 //! `EncryptionConfiguration` given as offline input and judged by its first
 //! provider for Secrets (Configured); an attestation (Attested). A replica
-//! without the flag, an identity provider first, or Secret writes through
-//! identity, and reads of Secrets stored in plain text, are violations — an
+//! without the flag, an identity provider first, Secret writes through
+//! identity, Secrets created (`apiserver_request_total`) with no
+//! transformation of a Secret counted (no provider applies to them), and
+//! reads of Secrets stored in plain text, are violations — an
 //! attestation does not outweigh what the API server itself reports; no
 //! evidence at all is Unknown.
 use k8s_openapi::api::core::v1::Pod;
@@ -64,8 +66,11 @@ pub(super) fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) 
     let before = (out.evidence.len(), out.violations.len());
     flags(cx, out);
     configurations(cx, out);
-    if let Some(c) = cx.apiserver_metrics().and_then(secret_counts) {
-        counts(cx, &c, out);
+    if let Some(m) = cx.apiserver_metrics() {
+        match secret_counts(m) {
+            Some(c) => counts(cx, &c, out),
+            None => created_without_transformation(cx, m, out),
+        }
     }
     if let Some(a) = &spec.attestation {
         out.evidence.push(SECRETS_ATTESTED.attested(a, ""));
@@ -107,6 +112,27 @@ fn counts(cx: &Context, c: &SecretCounts, out: &mut Outcome) {
             "the API server wrote Secrets only through {} and read none stored in plain text since it started (apiserver_storage_transformation_operations_total)",
             c.encrypted.join(", ")
         )));
+    }
+}
+
+/// Secrets created (`apiserver_request_total`) while no transformation of a
+/// Secret was counted: no encryption configuration applies to Secrets (the
+/// API server counts transformations only through one, identity included),
+/// so they were written in plain text. Not concluded from an API server older
+/// than the `resource` label (transformations it counts name no resource).
+fn created_without_transformation(cx: &Context, m: &ApiServerMetrics, out: &mut Outcome) {
+    let unlabelled = m
+        .storage_transformations
+        .iter()
+        .any(|s| s.resource.is_empty() && s.count > 0.0);
+    if m.secrets_created > 0.0 && !unlabelled {
+        out.violations.push(cx.control_violation(
+            "SecretsWrittenUnencrypted",
+            format!(
+                "the API server created {} Secrets since it started (apiserver_request_total) and counted no storage transformation of a Secret (apiserver_storage_transformation_operations_total): no encryption provider applies to Secrets, they are stored in plain text",
+                m.secrets_created
+            ),
+        ));
     }
 }
 

@@ -97,7 +97,14 @@ pub fn normalize(
                 ..Default::default()
             },
             aggregation_rule: r.aggregation_rule.clone(),
-            rules: rules(&r.rules),
+            // The aggregation controller writes aggregated rules in no fixed
+            // order; rule order grants nothing.
+            rules: rules(&r.rules).map(|mut x| {
+                if r.aggregation_rule.is_some() {
+                    x.sort_by_cached_key(|rule| serde_json::to_string(rule).unwrap_or_default());
+                }
+                x
+            }),
         })
         .collect();
     cluster_roles.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -123,7 +130,7 @@ pub fn normalize(
                 ..Default::default()
             },
             role_ref: b.role_ref.clone(),
-            subjects: b.subjects.clone(),
+            subjects: b.subjects.clone().filter(|s| !s.is_empty()),
         })
         .collect();
     bindings.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -135,11 +142,19 @@ pub fn normalize(
     }
 }
 
-/// `items` as a JSON array, one item a line.
+/// `items` as a JSON array, one item a line, without `apiVersion` and
+/// `kind` (the table's position says what each item is).
 fn lines<T: Serialize>(items: &[T]) -> String {
     let each: Vec<String> = items
         .iter()
-        .map(|x| serde_json::to_string(x).expect("JSON"))
+        .map(|x| {
+            let mut v = serde_json::to_value(x).expect("JSON");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("apiVersion");
+                o.remove("kind");
+            }
+            serde_json::to_string(&v).expect("JSON")
+        })
         .collect();
     format!("[\n{}\n]", each.join(",\n"))
 }

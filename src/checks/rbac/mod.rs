@@ -79,12 +79,22 @@ impl Family for Rbac {
     }
 
     /// [`InvalidSpec`] when no option is on (`clusterAdmin: false` and
-    /// nothing else): such a check would check nothing.
+    /// nothing else): such a check would check nothing; or when an
+    /// `allowedSubjects` ServiceAccount entry has no namespace (or another
+    /// kind has one).
     fn evaluate(spec: &RbacCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
         let anything = reads_roles(spec)
             || spec.anonymous_bindings
             || spec.all_authenticated_bindings
             || spec.wildcard_rules;
+        if let Some(i) = spec.allowed_subjects.iter().position(|m| {
+            (m.kind == crate::api::SubjectKind::ServiceAccount) != m.namespace.is_some()
+        }) {
+            return Err(InvalidSpec::new(
+                format!("spec.check.rbac.allowedSubjects[{i}].namespace"),
+                "required for a ServiceAccount entry (without it, a ServiceAccount of that name in any namespace would be allowed), and for no other kind",
+            ));
+        }
         if !anything {
             return Err(InvalidSpec::new(
                 "spec.check.rbac.clusterAdmin",

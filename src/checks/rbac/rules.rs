@@ -181,12 +181,14 @@ pub fn grants(rules: &[&PolicyRule], risk: RiskyGrant) -> bool {
 }
 
 /// `impersonate` on users, groups, ServiceAccounts (core group), uids or user
-/// extras (`authentication.k8s.io`), for any name.
+/// extras (`authentication.k8s.io`), for any name, or of group `system:masters`
+/// by name (which bypasses RBAC: cluster-admin in all but name).
 fn impersonates(rules: &[&PolicyRule]) -> bool {
     let all = |group: &str, resource: &str| allows(rules, group, resource, "impersonate", None);
     ["users", "groups", "serviceaccounts"]
         .iter()
         .any(|r| all("", r))
+        || allows(rules, "", "groups", "impersonate", Some("system:masters"))
         || all("authentication.k8s.io", "uids")
         || rules.iter().any(|r| {
             verb_matches(r, "impersonate")
