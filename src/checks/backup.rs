@@ -782,6 +782,41 @@ fn restores(cx: &Context, window: SignedDuration, out: &mut Outcome) {
     }
 }
 
+/// Why VolumeSnapshot `s` is no recent snapshot of a PVC created at
+/// `pvc_created`, if it is not: not ready, older than `max_age`, without a
+/// usable time, or taken before the PVC existed (of an earlier claim of the
+/// same name).
+fn snapshot_unusable(
+    s: &VolumeSnapshot,
+    pvc_created: Option<Timestamp>,
+    max_age: SignedDuration,
+    now: Timestamp,
+) -> Option<String> {
+    let st = s.status.as_ref();
+    let name = name_of(s);
+    if st.and_then(|s| s.ready_to_use) != Some(true) {
+        return Some(format!("{name} is not readyToUse"));
+    }
+    let created = st.and_then(|s| s.creation_time.as_deref());
+    let before_claim = created
+        .and_then(parse_time)
+        .zip(pvc_created)
+        .is_some_and(|(s, c)| s < c);
+    if before_claim {
+        return Some(format!(
+            "{name} was taken before this PVC was created (of an earlier claim of the same name)"
+        ));
+    }
+    match age(created, now) {
+        Ok(a) if a <= max_age => None,
+        Ok(_) => Some(format!(
+            "{name} was created at {}",
+            created.unwrap_or_default()
+        )),
+        Err(why) => Some(format!("{name} {why}")),
+    }
+}
+
 fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
     if !cx.is_installed(Kind::VolumeSnapshot) {
         if cx.is_partial() {
@@ -813,42 +848,16 @@ fn volume_snapshots(cx: &Context, max_age: SignedDuration, out: &mut Outcome) {
             let pvc_name = name_of(pvc.as_ref());
             let pvc_created = pvc.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let mut reasons = Vec::new();
-            let fresh = by_pvc.get(pvc_name).into_iter().flatten().any(|s| {
-                let st = s.status.as_ref();
-                if st.and_then(|s| s.ready_to_use) != Some(true) {
-                    reasons.push(format!("{} is not readyToUse", name_of(s.as_ref())));
-                    return false;
-                }
-                let created = st.and_then(|s| s.creation_time.as_deref());
-                // A snapshot older than the claim is of an earlier claim of
-                // the same name, not of this one's volume.
-                let before_claim = created
-                    .and_then(parse_time)
-                    .zip(pvc_created)
-                    .is_some_and(|(s, c)| s < c);
-                if before_claim {
-                    reasons.push(format!(
-                        "{} was taken before this PVC was created (of an earlier claim of the same name)",
-                        name_of(s.as_ref())
-                    ));
-                    return false;
-                }
-                match age(created, cx.now) {
-                    Ok(a) if a <= max_age => true,
-                    Ok(_) => {
-                        reasons.push(format!(
-                            "{} was created at {}",
-                            name_of(s.as_ref()),
-                            created.unwrap_or_default()
-                        ));
-                        false
+            let fresh =
+                by_pvc.get(pvc_name).into_iter().flatten().any(|s| {
+                    match snapshot_unusable(s, pvc_created, max_age, cx.now) {
+                        None => true,
+                        Some(why) => {
+                            reasons.push(why);
+                            false
+                        }
                     }
-                    Err(why) => {
-                        reasons.push(format!("{} {why}", name_of(s.as_ref())));
-                        false
-                    }
-                }
-            });
+                });
             if !fresh {
                 let detail = if reasons.is_empty() {
                     String::new()
