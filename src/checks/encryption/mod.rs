@@ -13,7 +13,7 @@
 //! parameters or an allowed provisioner (no `storageClassName` means the default
 //! class, annotation `storageclass.kubernetes.io/is-default-class`; a PVC for a
 //! statically provisioned volume, `storageClassName: ""`, is undetermined);
-//! Secrets are encrypted by the API server (see [`secrets`] for the evidence
+//! Secrets are encrypted by the API server (see the `secrets` module for the evidence
 //! and its strength).
 mod in_transit;
 mod secrets;
