@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::admission::install_control_crd;
-use crate::support::controls::{TestControls, apply_control, scope_to, start_operator};
+use crate::support::controls::{
+    TestControls, apply_control, create_static_pvc, scope_to, start_operator, volumes_check,
+};
 use crate::support::{self, eventually, unique_name};
 
 fn repo(path: &str) -> String {
@@ -138,23 +140,11 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     let mut names = Vec::new();
     // A claim on a pre-provisioned volume (storageClassName ""): how it is
     // encrypted cannot be told, so the third Control is Unknown.
-    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
-        kube::Api::namespaced(client.clone(), &ns.name);
-    let pvc = serde_json::from_value(json!({
-        "metadata": {"name": "legacy"},
-        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"],
-                 "resources": {"requests": {"storage": "1Gi"}}}
-    }))
-    .unwrap();
-    pvcs.create(&Default::default(), &pvc).await.unwrap();
+    create_static_pvc(&client, &ns.name, "legacy").await;
     for (i, (criteria, category, check)) in [
         (json!(["CC6.6"]), "Security", json!({"networkPolicy": {}})),
         (json!(["A1.1"]), "Availability", json!({"availability": {}})),
-        (
-            json!(["C1.1"]),
-            "Confidentiality",
-            json!({"encryption": {"atRest": {"storageClasses": {"allowedProvisioners": ["ebs.csi.aws.com"]}}}}),
-        ),
+        (json!(["C1.1"]), "Confidentiality", volumes_check()),
     ]
     .into_iter()
     .enumerate()
@@ -261,6 +251,13 @@ async fn prometheus_scrapes_the_operator_and_answers_the_dashboard() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["metric"]["control"], names[2].as_str());
     assert_eq!(rows[0]["metric"]["category"], "Confidentiality");
+    // kubectl shows the verdict in its own column.
+    let table = support::kubectl(&kc, &["get", "control", &names[2], &names[0]]);
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("VERDICT"), "{table}");
+    let row = |n: &str| table.lines().find(|l| l.starts_with(n)).unwrap().to_owned();
+    assert!(row(&names[2]).contains(" Unknown "), "{table}");
+    assert!(row(&names[0]).contains(" NonCompliant "), "{table}");
     // On the real Prometheus, SOC2ControlUnknown is pending for the Unknown
     // Control, and SOC2ControlNonCompliant only for the NonCompliant one.
     eventually("the alerts to be pending", Duration::from_secs(60), || {

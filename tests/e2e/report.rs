@@ -13,8 +13,8 @@ use soc2_operator::commands::report::sha256_hex;
 use crate::admission::install_control_crd;
 use crate::prometheus::{query, start_prometheus};
 use crate::support::controls::{
-    TestControls, apply_control, condition, create_deny_ingress, scope_to, start_operator,
-    wait_control,
+    TestControls, apply_control, condition, create_deny_ingress, create_static_pvc, scope_to,
+    start_operator, volumes_check, wait_control,
 };
 use crate::support::{self, eventually, unique_name};
 
@@ -62,8 +62,15 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         "criteria": ["A1.1"], "category": "Availability", "severity": "Medium", "title": "Replicated",
         "scope": scope_to(&[&ns.name]), "check": {"availability": {}}
     })).await;
+    // A third Control cannot tell (a claim on a pre-provisioned volume).
+    let unknown = unique_name("report-unknown");
+    create_static_pvc(&client, &ns.name, "legacy").await;
+    apply_control(&client, &unknown, &test, json!({
+        "criteria": ["C1.1"], "category": "Confidentiality", "severity": "High", "title": "Encrypted volumes",
+        "scope": scope_to(&[&ns.name]), "check": volumes_check()
+    })).await;
     let op = start_operator(&kc, &test, &[]);
-    for n in [&bad, &good] {
+    for n in [&bad, &good, &unknown] {
         wait_control(&client, n, "evaluated", Duration::from_secs(30), |c| {
             condition(c, READY).is_some()
         })
@@ -144,6 +151,9 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
     assert_eq!(g[0]["compliant"]["status"], "True");
     assert_eq!(g[0]["period"]["compliantFraction"].as_f64(), Some(1.0));
     assert_eq!(g[0]["period"]["transitions"].as_u64(), Some(0));
+    let u = entries(body, &unknown);
+    assert_eq!(u[0]["verdict"], "Unknown", "{}", u[0]);
+    assert_eq!(u[0]["compliant"]["status"], "Unknown");
 
     // Markdown: grouped, and the digest covers everything above it.
     let md = report(&["--format", "markdown"]);
@@ -156,6 +166,15 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         md.contains("## Security") && md.contains("### CC6.6") && md.contains(&format!("`{bad}`"))
     );
     assert!(md.contains(&format!("Cluster (kube-system UID): {uid}")));
+    // Unknown is told apart, with what could not be judged.
+    assert!(md.contains("Unknown (cannot be told)"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "- cannot tell: PersistentVolumeClaim {}/legacy",
+            ns.name
+        )),
+        "{md}"
+    );
 
     // HTML: one self-contained page.
     let html = report(&["--format", "html"]);
@@ -167,6 +186,10 @@ async fn the_report_groups_evidence_and_proves_its_integrity() {
         );
     }
     assert!(html.contains(&bad) && html.contains("@media print"));
+    assert!(
+        html.contains("class=\"unknown\">Unknown (cannot be told)"),
+        "the Unknown verdict has its own style"
+    );
     assert!(md.contains("Compliant"));
     assert_renders_in_chromium(&html);
 }

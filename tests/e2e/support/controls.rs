@@ -151,3 +151,28 @@ pub async fn create_deny_ingress(client: &Client, namespace: &str, name: &str) {
     .await
     .expect("create the default-deny NetworkPolicy");
 }
+
+/// Creates PersistentVolumeClaim `name` in `namespace` for a pre-provisioned
+/// volume (`storageClassName: ""`): how it is encrypted cannot be told, so an
+/// `encryption.atRest.storageClasses` Control over the namespace is Unknown.
+pub async fn create_static_pvc(client: &Client, namespace: &str, name: &str) {
+    let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), namespace);
+    let pvc = json!({
+        "metadata": {"name": name},
+        "spec": {"storageClassName": "", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    });
+    api.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(pvc).unwrap(),
+    )
+    .await
+    .expect("create the PersistentVolumeClaim");
+}
+
+/// The `check` of a Control that is Unknown over a namespace holding a
+/// [`create_static_pvc`] claim.
+pub fn volumes_check() -> Value {
+    json!({"encryption": {"atRest": {"storageClasses": {"allowedProvisioners": ["ebs.csi.aws.com"]}}}})
+}
