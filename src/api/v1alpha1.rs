@@ -486,10 +486,12 @@ pub enum RiskyGrant {
     /// `get`, `list` or `watch` on all Secrets, cluster-wide: every credential
     /// of the cluster (reason `SecretsReadClusterWide`).
     SecretsRead,
-    /// Creating pods or pod-managing workloads (Deployments, StatefulSets,
-    /// DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs),
-    /// `pods/exec`, `pods/attach` or ephemeral containers, cluster-wide: mount
-    /// any Secret or ServiceAccount, or run a privileged pod (reason
+    /// Creating or changing (`create`, `update`, `patch`) pods or
+    /// pod-managing workloads (Deployments, StatefulSets, DaemonSets,
+    /// ReplicaSets, ReplicationControllers, Jobs, CronJobs), `pods/exec`,
+    /// `pods/attach` or ephemeral containers, cluster-wide: mount any Secret or
+    /// ServiceAccount, or run a privileged pod; a pod template or a pod's image
+    /// changed in place runs new code as surely as a new pod (reason
     /// `WorkloadCreationClusterWide`).
     WorkloadCreation,
     /// Creating PersistentVolumes: a hostPath volume reaches the node's
@@ -501,8 +503,12 @@ pub enum RiskyGrant {
     /// `escalate` on Roles or ClusterRoles: write a role with more than one
     /// holds (reason `EscalateVerb`).
     Escalate,
-    /// `bind` on Roles or ClusterRoles: bind any role, cluster-admin included
-    /// (reason `BindVerb`).
+    /// `bind` on Roles or ClusterRoles: bind any role, cluster-admin included;
+    /// also `bind` narrowed by `resourceNames` to a ClusterRole that is
+    /// admin-equivalent or holds one of these risks, when held through a
+    /// ClusterRoleBinding (that role in every namespace). Narrowed to named
+    /// roles through a RoleBinding it is the delegation pattern of the Good
+    /// Practices page and is not reported (reason `BindVerb`).
     Bind,
     /// `impersonate` on users, groups, ServiceAccounts, uids or userextras: act
     /// as anyone (reason `ImpersonateVerb`).
@@ -519,8 +525,8 @@ pub enum RiskyGrant {
     /// object admitted, or remove the guards (reason `AdmissionControl`).
     AdmissionWebhooks,
     /// Changing Namespaces (`update`, `patch`): their labels decide Pod
-    /// Security Admission and NetworkPolicy selection (reason
-    /// `NamespaceModification`).
+    /// Security Admission and NetworkPolicy selection; through a RoleBinding,
+    /// the binding's own namespace (reason `NamespaceModification`).
     NamespaceModification,
 }
 

@@ -11,13 +11,26 @@
 //! `maxAge` and not in the future, and its BackupStorageLocation (by name, or the
 //! one with `spec.default: true`) is `Available`. `Schedule.status.lastBackup`
 //! is set when a backup is *created*, so it is never taken as evidence;
-//! `PartiallyFailed` and `Failed` are not success. Velero CRDs absent →
+//! `PartiallyFailed` and `Failed` are not success. A Backup whose
+//! `status.expiration` is not in the future is no evidence (Velero's garbage
+//! collector deletes it then; reason `BackupExpired`).
+//!
+//! Whole namespaces: a Schedule's `spec.template` or a Backup's `spec` that
+//! narrows what is taken within each included namespace — a non-empty
+//! `labelSelector` or `orLabelSelectors` (only matching objects are backed
+//! up), an `includedResources` or `includedNamespaceScopedResources` list
+//! that is neither empty nor `*`, or any `excludedResources` or
+//! `excludedNamespaceScopedResources` — backs up part of the namespace, which
+//! is not shown to be backed up: a violation with reason `PartialBackup`
+//! naming the field, as for a backup that wrote nothing (`BackupIncomplete`).
+//! No resource type is deemed safe to leave out. Velero CRDs absent →
 //! NonCompliant, reason `BackupProviderNotInstalled` (from offline manifests,
 //! which need not hold Velero, Unknown: `BackupProviderNotInManifests`).
 use std::collections::{BTreeMap, HashMap};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::api::{BackupCheck, Evidence, Verification};
 use crate::resources::velero::{
@@ -51,8 +64,8 @@ pub static VELERO_BACKUP: EvidenceKind = EvidenceKind {
     claim: "Every namespace in scope has a fresh successful backup",
     source: "VeleroBackup",
     verification: Verification::Verified,
-    proves: "an enabled Schedule (spec.paused not true) includes the namespace (spec.template.includedNamespaces/excludedNamespaces, globs as Velero reads them); its newest complete Backup (label velero.io/schedule-name) includes it and finished (status.completionTimestamp) within maxAge, after the namespace was created, on a BackupStorageLocation with status.phase Available. Complete means: status.phase Completed; status.progress.itemsBackedUp above 0 when Velero reports it; status.errors 0; status.volumeSnapshotsCompleted = volumeSnapshotsAttempted and csiVolumeSnapshotsCompleted = csiVolumeSnapshotsAttempted; status.backupItemOperationsFailed 0; status.hookStatus.hooksFailed 0; and no PodVolumeBackup labelled velero.io/backup-name with the backup's name in phase Failed or Canceled",
-    does_not_prove: "that the backup can be restored (restoreTestedWithin checks that restores are tested), or how many of the namespace's items it holds",
+    proves: "an enabled Schedule (spec.paused not true) includes the namespace (spec.template.includedNamespaces/excludedNamespaces, globs as Velero reads them); its newest complete Backup (label velero.io/schedule-name) includes it and finished (status.completionTimestamp) within maxAge, after the namespace was created, on a BackupStorageLocation with status.phase Available, and has not expired (status.expiration, when set, in the future). Both the Schedule's spec.template and the Backup's spec take whole namespaces: spec.labelSelector absent or empty (no matchLabels, no matchExpressions), orLabelSelectors absent, empty or holding an empty selector, includedResources and includedNamespaceScopedResources empty or *, no excludedResources or excludedNamespaceScopedResources. Complete means: status.phase Completed; status.progress.itemsBackedUp above 0 when Velero reports it; status.errors 0; status.volumeSnapshotsCompleted = volumeSnapshotsAttempted and csiVolumeSnapshotsCompleted = csiVolumeSnapshotsAttempted; status.backupItemOperationsFailed 0; status.hookStatus.hooksFailed 0; and no PodVolumeBackup labelled velero.io/backup-name with the backup's name in phase Failed or Canceled",
+    does_not_prove: "that the backup can be restored (restoreTestedWithin checks that restores are tested), how many of the namespace's items it holds (objects labelled velero.io/exclude-from-backup are left out whatever the spec says), or that it holds volume data (spec.snapshotVolumes, spec.defaultVolumesToFsBackup, spec.resourcePolicy and spec.includeClusterResources are not read)",
 };
 
 /// A recent Completed Velero Restore.
@@ -188,13 +201,103 @@ pub fn age(completion: Option<&str>, now: Timestamp) -> Result<SignedDuration, S
     Ok(age)
 }
 
+/// Whether a label selector selects every object: no `matchLabels` and no
+/// `matchExpressions` (Velero: "If empty or nil, all objects are included").
+fn selects_all(s: &LabelSelector) -> bool {
+    s.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+}
+
+/// A label selector in short form: `k=v, key In (a, b)`.
+fn selector_text(s: &LabelSelector) -> String {
+    let labels = s
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"));
+    let exprs = s.match_expressions.iter().flatten().map(|e| {
+        let values = e.values.as_deref().unwrap_or_default().join(", ");
+        format!("{} {} ({values})", e.key, e.operator)
+    });
+    labels.chain(exprs).collect::<Vec<_>>().join(", ")
+}
+
+/// What a backup template leaves out of each namespace it includes: one
+/// entry per narrowing field, named under `prefix` (`spec.` for a Backup,
+/// `spec.template.` for a Schedule); empty when it takes whole namespaces.
+/// Narrowing: a `labelSelector` that selects (Velero backs up only matching
+/// objects), `orLabelSelectors` none of which is empty, `includedResources`
+/// or `includedNamespaceScopedResources` neither empty nor holding `*`, any
+/// `excludedResources` or `excludedNamespaceScopedResources`. No resource
+/// type is deemed safe to leave out. Cluster-scoped filters
+/// (`includeClusterResources`, `…ClusterScopedResources`) are not read.
+pub fn narrowed(t: &BackupTemplate, prefix: &str) -> Vec<String> {
+    let mut why = Vec::new();
+    if let Some(s) = t.label_selector.as_ref().filter(|s| !selects_all(s)) {
+        why.push(format!("{prefix}labelSelector {{{}}}", selector_text(s)));
+    }
+    let or = t.or_label_selectors.as_deref().unwrap_or_default();
+    if !or.is_empty() && !or.iter().any(selects_all) {
+        let each: Vec<String> = or
+            .iter()
+            .map(|s| format!("{{{}}}", selector_text(s)))
+            .collect();
+        why.push(format!(
+            "{prefix}orLabelSelectors [{}]",
+            list_some(&each, 3)
+        ));
+    }
+    let lists = [
+        ("includedResources", &t.included_resources, true),
+        (
+            "includedNamespaceScopedResources",
+            &t.included_namespace_scoped_resources,
+            true,
+        ),
+        ("excludedResources", &t.excluded_resources, false),
+        (
+            "excludedNamespaceScopedResources",
+            &t.excluded_namespace_scoped_resources,
+            false,
+        ),
+    ];
+    for (field, list, include) in lists {
+        let list = list.as_deref().unwrap_or_default();
+        // An include list holding `*` takes every type; any exclusion narrows.
+        let all = include && list.iter().any(|r| r == "*");
+        if !list.is_empty() && !all {
+            why.push(format!("{prefix}{field} [{}]", list_some(list, 5)));
+        }
+    }
+    why
+}
+
+/// Why backup `b` is gone at `now`, if it is: its `status.expiration` is
+/// not in the future (Velero's garbage collector deletes it then), or is
+/// unparsable.
+pub fn expired(b: &Backup, now: Timestamp) -> Option<String> {
+    let raw = b.status.as_ref()?.expiration.as_deref()?;
+    match parse_time(raw) {
+        Some(t) if t > now => None,
+        Some(_) => Some(format!(
+            "expired at {raw} (status.expiration): Velero's garbage collector deletes a backup and its data then"
+        )),
+        None => Some(format!(
+            "has an unparsable status.expiration {raw:?}: whether it still exists cannot be told"
+        )),
+    }
+}
+
 /// One Schedule, judged once per evaluation.
 struct ScheduleView<'a> {
     schedule: &'a Schedule,
     coverage: Coverage,
     disabled: Option<String>,
-    /// The newest complete Completed backup and its coverage, or the reason
-    /// and message why there is none.
+    /// The fields of `spec.template` that narrow what each backup takes
+    /// within a namespace (see [`narrowed`]), joined; `None` when none do.
+    partial: Option<String>,
+    /// The newest usable Completed backup (see [`unusable`]) and its
+    /// coverage, or the reason and message why there is none.
     newest: Result<(&'a Backup, Coverage), (&'static str, String)>,
     /// Freshness and location of `newest`: evidence, or why it does not count.
     verdict: Result<Evidence, (&'static str, String)>,
@@ -293,32 +396,61 @@ fn failed_pod_volume_backups<'a>(cx: &Context<'a>) -> HashMap<(&'a str, &'a str)
     failed
 }
 
-/// The newest complete Completed backup of a schedule (see [`incomplete`]),
-/// or the reason and message why there is none.
+/// Why a Completed Backup is no evidence of its namespaces' backup at
+/// `now`, if it is not, as a reason and an explanation: `BackupExpired`
+/// (see [`expired`]), `BackupIncomplete` (see [`incomplete`]) or
+/// `PartialBackup` (its `spec` narrows what it takes, see [`narrowed`]).
+fn unusable(b: &Backup, failed: &[&str], now: Timestamp) -> Option<(&'static str, String)> {
+    if let Some(why) = expired(b, now) {
+        return Some(("BackupExpired", why));
+    }
+    if let Some(why) = incomplete(b, failed) {
+        return Some(("BackupIncomplete", why));
+    }
+    let fields = narrowed(&b.spec.template, "spec.");
+    (!fields.is_empty()).then(|| {
+        (
+            "PartialBackup",
+            format!(
+                "takes only part of each namespace it includes ({}): a backup of part of the namespace",
+                fields.join("; ")
+            ),
+        )
+    })
+}
+
+/// The newest usable Completed backup of a schedule (see [`unusable`]), or
+/// the reason and message why there is none (the newest unusable one's).
 fn newest_complete<'a>(
     schedule: &Schedule,
     backups: &[&'a Backup],
     failed_volumes: &HashMap<(&str, &str), Vec<&str>>,
+    now: Timestamp,
 ) -> Result<&'a Backup, (&'static str, String)> {
     let (sched_ns, sched_name) = (namespace_of(schedule), name_of(schedule));
-    let mut first_incomplete: Option<String> = None;
+    let mut first_unusable: Option<(&'static str, String)> = None;
     for b in backups.iter().filter(|b| phase(b) == "Completed") {
         let failed = failed_volumes
             .get(&(namespace_of(*b), name_of(*b)))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        match incomplete(b, failed) {
+        match unusable(b, failed, now) {
             None => return Ok(b),
-            Some(why) => {
-                first_incomplete.get_or_insert(format!("{} {why}", name_of(*b)));
+            Some((reason, why)) => {
+                first_unusable.get_or_insert((reason, format!("{} {why}", name_of(*b))));
             }
         }
     }
-    if let Some(why) = first_incomplete {
+    if let Some((reason, why)) = first_unusable {
+        let what = match reason {
+            "BackupExpired" => "unexpired backup",
+            "PartialBackup" => "backup of whole namespaces",
+            _ => "complete backup",
+        };
         return Err((
-            "BackupIncomplete",
+            reason,
             format!(
-                "schedule {sched_ns}/{sched_name} has no complete backup: its newest Completed backup {why}"
+                "schedule {sched_ns}/{sched_name} has no {what}: its newest Completed backup {why}"
             ),
         ));
     }
@@ -347,8 +479,9 @@ fn judge<'a>(
     failed_volumes: &HashMap<(&str, &str), Vec<&str>>,
     max_age: SignedDuration,
 ) -> ScheduleView<'a> {
-    let newest = newest_complete(schedule, backups, failed_volumes)
+    let newest = newest_complete(schedule, backups, failed_volumes, cx.now)
         .map(|b| (b, Coverage::of(&b.spec.template)));
+    let partial = narrowed(&schedule.spec.template, "spec.template.");
     let verdict = match &newest {
         Err(why) => Err(why.clone()),
         Ok((b, _)) => backup_verdict(cx, schedule, b, max_age),
@@ -356,6 +489,7 @@ fn judge<'a>(
     ScheduleView {
         coverage: Coverage::of(&schedule.spec.template),
         disabled: not_enabled(schedule),
+        partial: (!partial.is_empty()).then(|| partial.join("; ")),
         schedule,
         newest,
         verdict,
@@ -631,6 +765,17 @@ fn namespace_verdict(
     let mut ok = false;
     for i in enabled {
         let v = &views[i];
+        if let Some(fields) = &v.partial {
+            failure.get_or_insert((
+                "PartialBackup",
+                format!(
+                    "schedule {}/{} takes only part of each namespace it includes ({fields}): its backups are of part of this namespace",
+                    namespace_of(v.schedule),
+                    name_of(v.schedule)
+                ),
+            ));
+            continue;
+        }
         match (&v.newest, &v.verdict) {
             (Ok((b, cov)), _) if !cov.includes(ns) => {
                 failure.get_or_insert((

@@ -8,13 +8,24 @@
 //! rules; with `egress: true`, likewise for `Egress`. Omitted `policyTypes` means
 //! `Ingress`, plus `Egress` when the policy has egress rules. Policies are
 //! additive: policies that select all pods and allow all traffic in a
-//! direction — an empty rule (`ingress: [{}]`), or, on every port (no
-//! `ports`, or each of TCP, UDP and SCTP whole), every pod
-//! (`namespaceSelector: {}`) and every IPv4 and IPv6 address (`ipBlock`
-//! `0.0.0.0/0` and `::/0`, whatever their `except` lists carve out: opening
-//! the whole address space but a few ranges, such as the cloud metadata
-//! address, is not a default deny), alone or together — undo default-deny and
-//! are reported.
+//! direction — an empty rule (`ingress: [{}]`), or, on every port, every pod
+//! and every IPv4 and IPv6 address, alone or together — undo default-deny and
+//! are reported. A rule opens every port when it has no `ports`, or when for
+//! each of TCP, UDP and SCTP (`protocol` defaults to TCP) its entries without
+//! `port` (the whole protocol) and its numeric ranges (`port`..`endPort`)
+//! together cover 1–65535; a named port is no numeric range. Every pod is
+//! opened by a peer whose `namespaceSelector` selects every namespace — empty,
+//! or only `Exists` requirements on `kubernetes.io/metadata.name`, the
+//! immutable label the control plane sets on every Namespace (Namespaces
+//! concept page, "Automatic labelling") — and whose `podSelector` is absent or
+//! empty. Every address is opened by `ipBlock` CIDRs whose union covers the
+//! whole IPv4 space and the whole IPv6 space (the API treats the families
+//! separately, so both are needed; a malformed CIDR covers nothing), whatever
+//! their `except` lists
+//! carve out: opening the whole address space but a few ranges, such as the
+//! cloud metadata address, is not a default deny.
+use std::net::IpAddr;
+
 use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -33,7 +44,7 @@ pub static DEFAULT_DENY: EvidenceKind = EvidenceKind {
     source: "NetworkPolicy",
     verification: Verification::Configured,
     proves: "each namespace in scope has a NetworkPolicy that selects every pod and allows nothing in the direction checked, and no policy selecting every pod allows all traffic",
-    does_not_prove: "that the cluster's network plugin enforces NetworkPolicies (one without NetworkPolicy support ignores them)",
+    does_not_prove: "that the cluster's network plugin enforces NetworkPolicies (one without NetworkPolicy support ignores them), nor that no policy opens all traffic in a form not recognised: a pod or namespace selector that matches everything only through its expressions (other than Exists on kubernetes.io/metadata.name), or rules that each open some ports but together every port",
 };
 
 /// The `networkPolicy` check family.
@@ -95,13 +106,32 @@ fn affects(policy: &NetworkPolicy, dir: Direction) -> bool {
     }
 }
 
-fn selects_all_pods(policy: &NetworkPolicy) -> bool {
-    policy.spec.as_ref().is_some_and(|s| {
-        s.pod_selector.as_ref().is_none_or(|sel| {
-            sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+/// Whether a label selector is empty (`{}`): it selects everything.
+fn is_empty_selector(sel: &LabelSelector) -> bool {
+    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+}
+
+/// The label the control plane sets, immutably, on every Namespace to its name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Whether a namespace selector selects every namespace: empty, or only
+/// `Exists` requirements on `kubernetes.io/metadata.name` (every Namespace
+/// has that label).
+fn selects_all_namespaces(sel: &LabelSelector) -> bool {
+    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && sel.match_expressions.iter().flatten().all(|e| {
+            e.key == NAMESPACE_NAME_LABEL
+                && e.operator == "Exists"
+                && e.values.as_ref().is_none_or(|v| v.is_empty())
         })
-    })
+}
+
+fn selects_all_pods(policy: &NetworkPolicy) -> bool {
+    policy
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.pod_selector.as_ref().is_none_or(is_empty_selector))
 }
 
 fn rule_count(policy: &NetworkPolicy, dir: Direction) -> usize {
@@ -122,49 +152,105 @@ pub fn is_default_deny(policy: &NetworkPolicy, egress: bool) -> bool {
     selects_all_pods(policy) && affects(policy, dir) && rule_count(policy, dir) == 0
 }
 
+/// Inclusive intervals of addresses (or ports).
+type Ranges = Vec<(u128, u128)>;
+
 /// Which sources (or destinations) a set of rules opens, for every port.
-#[derive(Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 struct Reach {
     /// A rule without peers: everything.
     everything: bool,
-    /// `namespaceSelector: {}` without a narrowing `podSelector`: every pod.
+    /// A namespace selector that selects every namespace, without a
+    /// narrowing `podSelector`: every pod.
     all_pods: bool,
-    /// `ipBlock` `0.0.0.0/0` (with or without `except`).
-    all_ipv4: bool,
-    /// `ipBlock` `::/0` (with or without `except`).
-    all_ipv6: bool,
+    /// The IPv4 addresses of `ipBlock` CIDRs (their `except` lists ignored).
+    ipv4: Ranges,
+    /// The IPv6 addresses of `ipBlock` CIDRs (their `except` lists ignored).
+    ipv6: Ranges,
 }
 
 impl Reach {
     fn add(&mut self, other: Reach) {
         self.everything |= other.everything;
         self.all_pods |= other.all_pods;
-        self.all_ipv4 |= other.all_ipv4;
-        self.all_ipv6 |= other.all_ipv6;
+        self.ipv4.extend(other.ipv4);
+        self.ipv6.extend(other.ipv6);
     }
 
     /// Everything, or every pod and every IPv4 and IPv6 address: as open as
     /// an empty rule.
-    fn is_all(self) -> bool {
-        self.everything || (self.all_pods && self.all_ipv4 && self.all_ipv6)
+    fn is_all(&self) -> bool {
+        self.everything
+            || (self.all_pods
+                && covers(&self.ipv4, 0, u32::MAX.into())
+                && covers(&self.ipv6, 0, u128::MAX))
+    }
+}
+
+/// Whether the union of `ranges` covers every value `min..=max`.
+fn covers(ranges: &[(u128, u128)], min: u128, max: u128) -> bool {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    // The first value not yet covered.
+    let mut next = min;
+    for (start, end) in sorted {
+        if start > next {
+            return false;
+        }
+        if end >= max {
+            return true;
+        }
+        next = next.max(end + 1);
+    }
+    false
+}
+
+/// The addresses of a CIDR as an inclusive interval, and whether it is IPv4;
+/// `None` when it is malformed.
+fn cidr_range(cidr: &str) -> Option<(bool, (u128, u128))> {
+    let (addr, len) = cidr.split_once('/')?;
+    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let len: u32 = len.parse().ok()?;
+    let (v4, bits, value) = match addr.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) => (true, 32u32, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (false, 128, u128::from(a)),
+    };
+    let host_bits = bits.checked_sub(len)?;
+    let host = u128::MAX.checked_shr(128 - host_bits).unwrap_or(0);
+    let start = value & !host;
+    Some((v4, (start, start | host)))
+}
+
+/// The port interval a port entry opens within its protocol: the whole
+/// protocol without `port`, `port`..`endPort` (or `port` alone) for a number,
+/// nothing for a named port or an inverted range.
+fn port_range(p: &NetworkPolicyPort) -> Option<(u128, u128)> {
+    match &p.port {
+        None => Some((1, 65535)),
+        Some(IntOrString::Int(n)) => {
+            let start = u128::try_from(*n).ok()?;
+            let end = u128::try_from(p.end_port.unwrap_or(*n)).ok()?;
+            (start <= end).then_some((start, end))
+        }
+        Some(IntOrString::String(_)) => None,
     }
 }
 
 /// Whether `ports` open every port: no list, or for each of TCP, UDP and SCTP
-/// an entry without `port` (the whole protocol) or the range 1–65535.
+/// entries (protocol TCP when omitted) whose ranges together cover 1–65535.
 fn all_ports(ports: Option<&Vec<NetworkPolicyPort>>) -> bool {
     let Some(ports) = ports.filter(|p| !p.is_empty()) else {
         return true;
     };
     ["TCP", "UDP", "SCTP"].iter().all(|proto| {
-        ports.iter().any(|p| {
-            p.protocol.as_deref().unwrap_or("TCP") == *proto
-                && match &p.port {
-                    None => true,
-                    Some(IntOrString::Int(1)) => p.end_port == Some(65535),
-                    Some(_) => false,
-                }
-        })
+        let ranges: Ranges = ports
+            .iter()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == *proto)
+            .filter_map(port_range)
+            .collect();
+        covers(&ranges, 1, 65535)
     })
 }
 
@@ -178,19 +264,18 @@ fn reach(peers: Option<&Vec<NetworkPolicyPeer>>, ports: Option<&Vec<NetworkPolic
         r.everything = true;
         return r;
     };
-    let empty = |sel: &Option<LabelSelector>| {
-        sel.as_ref().is_some_and(|s| {
-            s.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-        })
-    };
     for p in peers {
-        if empty(&p.namespace_selector) && (p.pod_selector.is_none() || empty(&p.pod_selector)) {
+        if p.namespace_selector
+            .as_ref()
+            .is_some_and(selects_all_namespaces)
+            && p.pod_selector.as_ref().is_none_or(is_empty_selector)
+        {
             r.all_pods = true;
         }
-        if let Some(b) = &p.ip_block {
-            r.all_ipv4 |= b.cidr == "0.0.0.0/0";
-            r.all_ipv6 |= b.cidr == "::/0";
+        match p.ip_block.as_ref().and_then(|b| cidr_range(&b.cidr)) {
+            Some((true, range)) => r.ipv4.push(range),
+            Some((false, range)) => r.ipv6.push(range),
+            None => {}
         }
     }
     r

@@ -1,5 +1,5 @@
-//! Gateway API `gateway.networking.k8s.io/v1` Gateway and HTTPRoute
-//! (kubernetes-sigs/gateway-api).
+//! Gateway API `gateway.networking.k8s.io/v1` Gateway, HTTPRoute and
+//! GRPCRoute (kubernetes-sigs/gateway-api).
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,26 @@ pub struct HTTPRouteSpec {
     pub rules: Vec<HTTPRouteRule>,
 }
 
-/// `HTTPRoute.spec.parentRefs[]`.
+/// `GRPCRoute.spec` (only where it attaches: a GRPCRoute on an `HTTP`
+/// listener serves gRPC over cleartext HTTP/2, "h2c", and has no redirect
+/// filter).
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    derive = "PartialEq",
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "GRPCRoute",
+    namespaced,
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GRPCRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+}
+
+/// `HTTPRoute.spec.parentRefs[]` (and GRPCRoute's).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParentReference {

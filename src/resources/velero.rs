@@ -1,5 +1,6 @@
 //! Velero `velero.io/v1` resources, as documented in Velero's API types
 //! (`pkg/apis/velero/v1`): Schedule, Backup, Restore, BackupStorageLocation.
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,29 @@ pub struct BackupTemplate {
     /// The BackupStorageLocation name; absent means the default location.
     #[serde(default)]
     pub storage_location: Option<String>,
+    /// Only objects matching this selector are backed up; absent or empty
+    /// (no `matchLabels`, no `matchExpressions`) means all objects.
+    #[serde(default)]
+    pub label_selector: Option<LabelSelector>,
+    /// Only objects matching one of these selectors are backed up (cannot be
+    /// combined with `labelSelector`); absent or empty means all objects.
+    #[serde(default)]
+    pub or_label_selectors: Option<Vec<LabelSelector>>,
+    /// Resource types to include (`configmaps`, `deployments.apps`, …);
+    /// absent, empty or `*` means all.
+    #[serde(default)]
+    pub included_resources: Option<Vec<String>>,
+    /// Resource types left out of the backup.
+    #[serde(default)]
+    pub excluded_resources: Option<Vec<String>>,
+    /// Namespace-scoped resource types to include (the newer filter);
+    /// absent, empty or `*` means all.
+    #[serde(default)]
+    pub included_namespace_scoped_resources: Option<Vec<String>>,
+    /// Namespace-scoped resource types left out (the newer filter); `*`
+    /// leaves out all of them.
+    #[serde(default)]
+    pub excluded_namespace_scoped_resources: Option<Vec<String>>,
 }
 
 /// `Schedule.spec`: a cron schedule and a backup template.
@@ -89,6 +113,11 @@ pub struct BackupStatus {
     /// When the backup started (RFC 3339): objects created later are not in it.
     #[serde(default)]
     pub start_timestamp: Option<String>,
+    /// When the backup becomes eligible for garbage collection (RFC 3339,
+    /// start plus `spec.ttl`): Velero's garbage collector deletes it and its
+    /// data in object storage once this time is not in the future.
+    #[serde(default)]
+    pub expiration: Option<String>,
     /// How many items the backup found and wrote.
     #[serde(default)]
     pub progress: Option<BackupProgress>,

@@ -21,7 +21,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 
 use crate::resources::encryption_config::EncryptionConfiguration;
-use crate::resources::gateway::{Gateway, HTTPRoute};
+use crate::resources::gateway::{GRPCRoute, Gateway, HTTPRoute};
 use crate::resources::velero::{Backup, BackupStorageLocation, PodVolumeBackup, Restore, Schedule};
 use crate::resources::volume_snapshot::VolumeSnapshot;
 
@@ -48,6 +48,8 @@ table::kinds! {
     Gateway => Gateway, gateways, "gateway.networking.k8s.io/v1", "Gateway", "gateways", Namespaced, crd "gateways.gateway.networking.k8s.io";
     /// `gateway.networking.k8s.io/v1` HTTPRoute (optional CRD).
     HttpRoute => HTTPRoute, http_routes, "gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", Namespaced, crd "httproutes.gateway.networking.k8s.io";
+    /// `gateway.networking.k8s.io/v1` GRPCRoute (optional CRD).
+    GrpcRoute => GRPCRoute, grpc_routes, "gateway.networking.k8s.io/v1", "GRPCRoute", "grpcroutes", Namespaced, crd "grpcroutes.gateway.networking.k8s.io";
     /// `v1` PersistentVolumeClaim.
     PersistentVolumeClaim => PersistentVolumeClaim, persistent_volume_claims, "v1", "PersistentVolumeClaim", "persistentvolumeclaims", Namespaced, trim trim::persistent_volume_claim;
     /// `v1` PersistentVolume.

@@ -75,10 +75,20 @@ pub fn namespace(o: &mut Namespace) {
     o.metadata.finalizers = None;
 }
 
-/// An Ingress without status or unread metadata.
+/// The Ingress annotations that turn plain HTTP on or off (ingress-nginx's
+/// `ssl-redirect` and `force-ssl-redirect`, GCE's `allow-http`), kept by the
+/// Ingress trim and read by the in-transit check.
+pub const INGRESS_HTTP_ANNOTATIONS: [&str; 3] = [
+    "nginx.ingress.kubernetes.io/ssl-redirect",
+    "nginx.ingress.kubernetes.io/force-ssl-redirect",
+    "kubernetes.io/ingress.allow-http",
+];
+
+/// An Ingress without status or unread metadata (it keeps
+/// [`INGRESS_HTTP_ANNOTATIONS`]).
 pub fn ingress(o: &mut Ingress) {
     o.status = None;
-    trim_unread_metadata(&mut o.metadata, &[]);
+    trim_unread_metadata(&mut o.metadata, &INGRESS_HTTP_ANNOTATIONS);
 }
 
 /// A PVC keeps its StorageClass (field and beta annotation), the volume it

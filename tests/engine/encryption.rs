@@ -536,3 +536,49 @@ fn secrets_created_on_an_api_server_without_the_resource_label_are_not_judged() 
         e.violations[0].message
     );
 }
+
+/// Each kube-apiserver replica counts its own Secret writes, and a `/metrics`
+/// read reaches one of them: with three replicas visible the count is one
+/// replica's, Configured for the cluster, and a Critical Control (minimum
+/// Verified) cannot be told compliant from it.
+#[test]
+fn metrics_of_one_of_several_api_server_replicas_are_not_verified() {
+    let flag = "--encryption-provider-config=/etc/k8s/enc.yaml";
+    let mut s = Snapshot::default();
+    for n in 1..=3 {
+        let pod = APISERVER_POD
+            .replace("FLAG", flag)
+            .replace("kube-apiserver-node1", &format!("kube-apiserver-node{n}"));
+        s.insert_yaml(&pod, "default").unwrap();
+    }
+    s.set_apiserver_metrics_text(METRICS_AESCBC).unwrap();
+    s.add_implicit_namespaces();
+    let e = eval(
+        &control_with("encryption: {atRest: {secrets: {}}}", "severity: Critical"),
+        &s,
+    );
+    assert_eq!(
+        (e.verdict, e.reason.as_str()),
+        (Verdict::Unknown, "InsufficientEvidence"),
+        "{e:#?}"
+    );
+    let sources: Vec<(&str, Verification)> = e
+        .evidence
+        .iter()
+        .map(|ev| (ev.source.as_str(), ev.verification))
+        .collect();
+    assert!(
+        sources.contains(&("APIServerMetricsOneReplica", Verification::Configured)),
+        "{sources:?}"
+    );
+    assert!(
+        !sources.iter().any(|(_, v)| *v == Verification::Verified),
+        "{sources:?}"
+    );
+    let one = e
+        .evidence
+        .iter()
+        .find(|ev| ev.source == "APIServerMetricsOneReplica")
+        .unwrap();
+    assert!(one.message.contains("one of 3"), "{one:?}");
+}

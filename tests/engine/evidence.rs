@@ -23,6 +23,11 @@ const REVIEWED: &[(&str, Verification, &str)] = &[
         "the API server's own count of Secret writes through an encrypting provider, or of audit events written: what happened, not what was asked for",
     ),
     (
+        "APIServerMetricsOneReplica",
+        Verification::Configured,
+        "one replica's count of its own writes: the other replicas may be configured otherwise",
+    ),
+    (
         "RBAC",
         Verification::Verified,
         "RBAC objects are what the RBAC authorizer grants",
@@ -132,6 +137,16 @@ fn snapshots() -> Vec<(String, Snapshot)> {
         let (s, _) = snapshot_from(&inputs, "default");
         out.push((dir.display().to_string(), s));
     }
+    out.push(("tests/fixtures/evidence".into(), evidence_cluster(&[])));
+    out.push((
+        "tests/fixtures/evidence with a second kube-apiserver replica".into(),
+        evidence_cluster(&[&fixture("evidence/second-apiserver.yaml")]),
+    ));
+    out
+}
+
+/// The cluster built to produce every kind of evidence, plus `extra` documents.
+fn evidence_cluster(extra: &[&str]) -> Snapshot {
     let mut cluster = Snapshot::default();
     for crds in ["real/velero/crds", "real/external-snapshotter/crds"] {
         for f in std::fs::read_dir(root().join("tests/fixtures").join(crds)).unwrap() {
@@ -139,15 +154,16 @@ fn snapshots() -> Vec<(String, Snapshot)> {
             cluster.insert_yaml(&text, "default").unwrap();
         }
     }
-    cluster
-        .insert_yaml(&fixture("evidence/cluster.yaml"), "default")
-        .unwrap();
+    for doc in
+        std::iter::once(fixture("evidence/cluster.yaml").as_str()).chain(extra.iter().copied())
+    {
+        cluster.insert_yaml(doc, "default").unwrap();
+    }
     cluster
         .set_apiserver_metrics_text(&fixture("evidence/metrics.txt"))
         .unwrap();
     cluster.add_implicit_namespaces();
-    out.push(("tests/fixtures/evidence".into(), cluster));
-    out
+    cluster
 }
 
 #[test]

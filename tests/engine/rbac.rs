@@ -339,7 +339,8 @@ fn risky_grants_table() {
             "NamespaceModification",
             r#"[{apiGroups: [""], resources: [namespaces], verbs: [patch]}]"#,
             "NamespaceModification",
-            false,
+            // A RoleBinding lets its subject patch that namespace itself.
+            true,
         ),
     ];
     for (risk, rules, reason, namespaced_too) in cases {

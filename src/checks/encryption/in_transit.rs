@@ -6,7 +6,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 
 use super::{GATEWAY_LISTENERS, INGRESS_TLS};
 use crate::api::InTransitCheck;
-use crate::resources::gateway::{Gateway, HTTPRoute, Listener};
+use crate::resources::gateway::{GRPCRoute, Gateway, HTTPRoute, Listener};
+use crate::snapshot::trim::INGRESS_HTTP_ANNOTATIONS;
 use crate::snapshot::{Kind, labels_of, name_of, namespace_of};
 use crate::vocabulary::{Context, Outcome, list_some, violation};
 
@@ -43,17 +44,22 @@ pub(super) fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome)
     }
     out.evidence
         .push(GATEWAY_LISTENERS.evidence("protocols of each Gateway listener in scope".into()));
-    // HTTPRoutes indexed once by the Gateway they reference.
+    // HTTPRoutes and GRPCRoutes indexed once by the Gateway they reference.
     let mut routes: HashMap<(&str, &str), Vec<AttachedRoute>> = HashMap::new();
     if spec.allow_http_redirect {
-        for r in cx.objects::<HTTPRoute>().iter() {
-            for p in &r.spec.parent_refs {
+        let http = cx.objects::<HTTPRoute>().iter();
+        let grpc = cx.objects::<GRPCRoute>().iter();
+        let all = http
+            .map(|r| (Route::Http(r), r.spec.parent_refs.as_slice()))
+            .chain(grpc.map(|r| (Route::Grpc(r), r.spec.parent_refs.as_slice())));
+        for (r, parents) in all {
+            for p in parents {
                 if p.kind.as_deref().unwrap_or("Gateway") == "Gateway" {
-                    let ns = p.namespace.as_deref().unwrap_or(namespace_of(r.as_ref()));
+                    let ns = p.namespace.as_deref().unwrap_or(r.namespace());
                     routes
                         .entry((ns, p.name.as_str()))
                         .or_default()
-                        .push((r.as_ref(), p.section_name.as_deref()));
+                        .push((r, p.section_name.as_deref()));
                 }
             }
         }
@@ -70,8 +76,61 @@ pub(super) fn in_transit(spec: &InTransitCheck, cx: &Context, out: &mut Outcome)
     });
 }
 
-/// An HTTPRoute and the listener (`sectionName`) it names, if any.
-type AttachedRoute<'a> = (&'a HTTPRoute, Option<&'a str>);
+/// An annotation that tells the controller to serve plain HTTP beside TLS:
+/// ingress-nginx's `nginx.ingress.kubernetes.io/ssl-redirect: "false"` (it
+/// redirects to HTTPS by default once `spec.tls` is set) unless
+/// `force-ssl-redirect` is `"true"`, or GCE's `kubernetes.io/ingress.allow-http:
+/// "true"`.
+fn plain_http_annotation(ing: &Ingress, out: &mut Outcome) {
+    let a = |k: &str| {
+        ing.metadata
+            .annotations
+            .as_ref()
+            .and_then(|m| m.get(k))
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let [redirect, force, allow] = INGRESS_HTTP_ANNOTATIONS;
+    let nginx_plain =
+        a(redirect).as_deref() == Some("false") && a(force).as_deref() != Some("true");
+    let gce_plain = a(allow).as_deref() == Some("true");
+    if nginx_plain || gce_plain {
+        let which = if nginx_plain { redirect } else { allow };
+        out.violations.push(violation(
+            ing,
+            "PlainHttpEnabled",
+            format!("annotation {which} tells the controller to serve plain HTTP beside TLS"),
+        ));
+    }
+}
+
+/// A route that can attach to an `HTTP` listener.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    Http(&'a HTTPRoute),
+    /// Serves gRPC in cleartext (h2c) on an HTTP listener; it has no
+    /// redirect filter.
+    Grpc(&'a GRPCRoute),
+}
+
+impl<'a> Route<'a> {
+    fn namespace(self) -> &'a str {
+        match self {
+            Route::Http(r) => namespace_of(r),
+            Route::Grpc(r) => namespace_of(r),
+        }
+    }
+
+    /// True when every rule redirects to `https` (never for a GRPCRoute).
+    fn only_redirects(self) -> bool {
+        match self {
+            Route::Http(r) => only_redirects(r),
+            Route::Grpc(_) => false,
+        }
+    }
+}
+
+/// A route and the listener (`sectionName`) it names, if any.
+type AttachedRoute<'a> = (Route<'a>, Option<&'a str>);
 
 /// Every host an Ingress serves must be covered by `spec.tls` (Ingress API,
 /// `networking.k8s.io/v1`): each named rule host by a TLS host (exact, or a
@@ -93,6 +152,7 @@ fn check_ingress(ing: &Ingress, out: &mut Outcome) {
         ));
         return;
     }
+    plain_http_annotation(ing, out);
     // A TLS entry without hosts is the controller's default certificate,
     // which covers every host: "Defaults to the wildcard host setting for
     // the loadbalancer controller fulfilling this Ingress" (IngressTLS.hosts).
@@ -193,17 +253,19 @@ fn check_gateway(
         }
         let mut why = String::new();
         if proto == "HTTP" && spec.allow_http_redirect {
-            let attached: Vec<&HTTPRoute> = routes
+            let attached: Vec<Route> = routes
                 .iter()
                 .filter(|(_, section)| section.is_none_or(|s| s == l.name))
-                .filter(|(r, _)| route_allowed(cx, gw, l, namespace_of(*r)))
+                .filter(|(r, _)| route_allowed(cx, gw, l, r.namespace()))
                 .map(|(r, _)| *r)
                 .collect();
-            if !attached.is_empty() && attached.iter().all(|r| only_redirects(r)) {
+            if !attached.is_empty() && attached.iter().all(|r| r.only_redirects()) {
                 continue;
             }
             why = if attached.is_empty() {
                 " (no HTTPRoute attached to it redirects to https)".into()
+            } else if attached.iter().any(|r| matches!(r, Route::Grpc(_))) {
+                " (an attached GRPCRoute serves gRPC in cleartext, h2c)".into()
             } else {
                 " (an attached HTTPRoute does more than redirect to https)".into()
             };

@@ -47,7 +47,7 @@ pub static INGRESS_TLS: EvidenceKind = EvidenceKind {
     source: "IngressTLS",
     verification: Verification::Configured,
     proves: "every host each Ingress in scope serves, including rules without host and default backends, is covered by a spec.tls entry",
-    does_not_prove: "that the Ingress controller serves the certificate, that the certificate is valid, or that plain HTTP is redirected",
+    does_not_prove: "that the Ingress controller serves the certificate, that the certificate is valid, or that plain HTTP is redirected (only the ingress-nginx and GCE annotations that turn plain HTTP on are read, and are violations)",
 };
 
 /// Gateway listener protocols.
@@ -75,6 +75,17 @@ pub static SECRETS_WRITTEN: EvidenceKind = EvidenceKind {
     verification: Verification::Verified,
     proves: "the API server answering /metrics wrote Secrets only through an encrypting provider, and read none stored in plain text, since it started (apiserver_storage_transformation_operations_total with resource=\"secrets\": to_storage with a non-empty transformer_prefix, no to_storage with an empty one, no from_storage through identity)",
     does_not_prove: "anything about Secrets not written since that API server started (rewrite them to encrypt them), or about other API server replicas, which count their own writes",
+};
+
+/// The API server's count of Secret writes, read while more than one
+/// kube-apiserver replica is visible: the reading comes from the one replica
+/// that answered `/metrics`, so for the cluster it is a setting, not proof.
+pub static SECRETS_WRITTEN_ONE_REPLICA: EvidenceKind = EvidenceKind {
+    claim: SECRETS,
+    source: "APIServerMetricsOneReplica",
+    verification: Verification::Configured,
+    proves: "the one API server replica that answered /metrics wrote Secrets only through an encrypting provider, and read none stored in plain text, since it started; every visible replica carries --encryption-provider-config",
+    does_not_prove: "that the other replicas' configurations put an encrypting provider first (each counts only its own writes, and /metrics through the API service reaches one of them)",
 };
 
 /// `--encryption-provider-config` on every kube-apiserver replica.
@@ -122,6 +133,7 @@ impl Family for Encryption {
             if r.secrets.is_some() {
                 kinds.extend([
                     &SECRETS_WRITTEN,
+                    &SECRETS_WRITTEN_ONE_REPLICA,
                     &SECRETS_FLAG,
                     &ENCRYPTION_CONFIGURATION,
                     &SECRETS_ATTESTED,
@@ -131,12 +143,17 @@ impl Family for Encryption {
         kinds
     }
 
-    /// Kinds read: Ingress, Gateway, HTTPRoute (in transit); PVC,
+    /// Kinds read: Ingress, Gateway, HTTPRoute, GRPCRoute (in transit); PVC,
     /// StorageClass, Pod (at rest).
     fn kinds(spec: &EncryptionCheck) -> KindSet {
         let mut k = KindSet::new();
         if spec.in_transit.is_some() {
-            k.extend([Kind::Ingress, Kind::Gateway, Kind::HttpRoute]);
+            k.extend([
+                Kind::Ingress,
+                Kind::Gateway,
+                Kind::HttpRoute,
+                Kind::GrpcRoute,
+            ]);
         }
         if let Some(at_rest) = &spec.at_rest {
             if at_rest.storage_classes.is_some() {
@@ -154,7 +171,7 @@ impl Family for Encryption {
     }
 
     /// How far a change reaches: an Ingress, Gateway or PersistentVolumeClaim
-    /// only its own namespace's findings; HTTPRoutes (attached to Gateways
+    /// only its own namespace's findings; HTTPRoutes and GRPCRoutes (attached to Gateways
     /// anywhere), StorageClasses (used by PVCs everywhere) and the
     /// kube-apiserver pods reach everything. So does a Namespace when
     /// `inTransit` is checked: a Gateway listener's `allowedRoutes` can select

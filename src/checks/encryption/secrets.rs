@@ -5,6 +5,8 @@
 //! Evidence, strongest first: the API server's own count of Secret writes per
 //! provider (`apiserver_storage_transformation_operations_total{resource=
 //! "secrets", transformation_type="to_storage"}`, Verified); the
+//! same count read while more than one kube-apiserver replica is visible
+//! (Configured: the reading is one replica's); the
 //! `--encryption-provider-config` flag on every kube-apiserver replica, or an
 //! `EncryptionConfiguration` given as offline input and judged by its first
 //! provider for Secrets (Configured); an attestation (Attested). A replica
@@ -19,6 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::super::apiserver;
 use super::{
     ENCRYPTION_CONFIGURATION, ENCRYPTION_FLAG, SECRETS_ATTESTED, SECRETS_FLAG, SECRETS_WRITTEN,
+    SECRETS_WRITTEN_ONE_REPLICA,
 };
 use crate::api::SecretEncryption;
 use crate::resources::encryption_config::EncryptionConfiguration;
@@ -108,10 +111,19 @@ fn counts(cx: &Context, c: &SecretCounts, out: &mut Outcome) {
         ));
     }
     if c.plain_writes == 0.0 && c.plain_reads == 0.0 && !c.encrypted.is_empty() {
-        out.evidence.push(SECRETS_WRITTEN.evidence(format!(
+        let what = format!(
             "the API server wrote Secrets only through {} and read none stored in plain text since it started (apiserver_storage_transformation_operations_total)",
             c.encrypted.join(", ")
-        )));
+        );
+        // Each replica counts its own writes; a reading reaches one of them.
+        let replicas = apiserver::pods(cx).count();
+        out.evidence.push(if replicas > 1 {
+            SECRETS_WRITTEN_ONE_REPLICA.evidence(format!(
+                "{what}; the reading comes from one of {replicas} kube-apiserver replicas"
+            ))
+        } else {
+            SECRETS_WRITTEN.evidence(what)
+        });
     }
 }
 

@@ -27,11 +27,12 @@ use kube::core::SelectorExt;
 use crate::api::{RbacCheck, RiskyGrant, Verification, Violation};
 use crate::snapshot::{Kind, KindSet, labels_of, name_of};
 use crate::vocabulary::{
-    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, parse_selector,
-    violation,
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, list_some, member,
+    parse_selector, violation,
 };
 
 pub mod builtin;
+mod reach;
 pub mod rules;
 pub mod subjects;
 
@@ -70,8 +71,14 @@ impl Family for Rbac {
     /// How far a change reaches: a Role or RoleBinding (or a Namespace) only
     /// its own namespace's findings; a ClusterRoleBinding only the
     /// cluster-scoped findings; a ClusterRole every binding that references it.
-    fn locality(_spec: &RbacCheck, kind: Kind) -> Locality {
+    /// With `riskyGrants` that reach other identities (`Impersonate`,
+    /// `WorkloadCreation`, `TokenRequest`), any Role or binding can change
+    /// what a grant elsewhere reaches, so they reach everything.
+    fn locality(spec: &RbacCheck, kind: Kind) -> Locality {
         match kind {
+            Kind::Role | Kind::RoleBinding | Kind::ClusterRoleBinding if reaches_others(spec) => {
+                Locality::Global
+            }
             Kind::Namespace | Kind::Role | Kind::RoleBinding => Locality::Namespace,
             Kind::ClusterRoleBinding => Locality::Cluster,
             _ => Locality::Global,
@@ -160,6 +167,13 @@ struct RoleFacts {
     escalation: BTreeSet<&'static str>,
     /// Every rule is `get` on the bootstrap health and version URLs.
     public_info_only: bool,
+    /// `bind` narrowed by name to a ClusterRole that is admin-equivalent or
+    /// holds a risk: through a ClusterRoleBinding its holder can grant that
+    /// role in every namespace (the delegation pattern of the Good Practices
+    /// page is a RoleBinding's).
+    binds_powerful: Option<String>,
+    /// The identities impersonated by name, as (resource, name).
+    impersonates: Vec<(&'static str, String)>,
 }
 
 /// The non-resource URLs the bootstrap `system:public-info-viewer` role opens.
@@ -194,19 +208,40 @@ fn facts(rules: &[&PolicyRule]) -> RoleFacts {
                     .flatten()
                     .all(|u| PUBLIC_INFO_URLS.contains(&u.as_str()))
         }),
+        binds_powerful: None,
+        impersonates: reach::impersonated_by_name(rules),
     }
 }
 
 /// Facts of every ClusterRole, computed once per evaluation (aggregation
 /// resolved), keyed by name.
 fn cluster_role_facts<'a>(all: &[&'a ClusterRole]) -> BTreeMap<&'a str, RoleFacts> {
-    all.iter()
-        .map(|cr| {
-            let mut f = facts(&effective_rules(all, cr));
-            f.admin |= name_of(*cr) == "cluster-admin";
-            (name_of(*cr), f)
+    let rules: Vec<(&str, Vec<&PolicyRule>)> = all
+        .iter()
+        .map(|cr| (name_of(*cr), effective_rules(all, cr)))
+        .collect();
+    let mut out: BTreeMap<&str, RoleFacts> = rules
+        .iter()
+        .map(|(name, rules)| {
+            let mut f = facts(rules);
+            f.admin |= *name == "cluster-admin";
+            (*name, f)
         })
-        .collect()
+        .collect();
+    let powerful: Vec<&str> = out
+        .iter()
+        .filter(|(_, f)| f.admin || !f.risks.is_empty())
+        .map(|(n, _)| *n)
+        .collect();
+    for (name, rules) in &rules {
+        let target = powerful
+            .iter()
+            .find(|p| rules::binds_cluster_role(rules, p));
+        if let (Some(t), Some(f)) = (target, out.get_mut(name)) {
+            f.binds_powerful = Some((*t).to_owned());
+        }
+    }
+    out
 }
 
 /// What a binding's `roleRef` grants; `None` when the role is not known
@@ -280,7 +315,9 @@ fn evaluate(spec: &RbacCheck, cx: &Context) -> Outcome {
         "ClusterRoles, ClusterRoleBindings, Roles and RoleBindings (aggregation resolved)".into(),
     ));
     let all = all_cluster_roles(cx);
-    let cluster = cluster_role_facts(&all);
+    let facts = cluster_role_facts(&all);
+    let powers = reaches_others(spec).then(|| reach::powers(cx, &facts));
+    let cluster = Roles { facts, powers };
     for crb in cx.objects::<ClusterRoleBinding>().iter() {
         out.resources_checked += 1;
         let view = BindingView {
@@ -344,10 +381,25 @@ fn wildcard_roles(cx: &Context, out: &mut Outcome) {
 
 type Make<'m> = dyn Fn(&str, String) -> Violation + 'm;
 
+/// What every ClusterRole grants and, when the Control asks about grants that
+/// reach other identities, who holds what ([`reach::Powers`]).
+struct Roles<'a> {
+    facts: BTreeMap<&'a str, RoleFacts>,
+    powers: Option<reach::Powers>,
+}
+
+/// Whether `spec` asks about grants that reach other identities'
+/// privileges: `Impersonate`, `WorkloadCreation`, `TokenRequest`.
+fn reaches_others(spec: &RbacCheck) -> bool {
+    requested_risks(spec)
+        .iter()
+        .any(|r| *r == RiskyGrant::Impersonate || reach::REACHING.contains(r))
+}
+
 fn check_binding(
     spec: &RbacCheck,
     cx: &Context,
-    cluster: &BTreeMap<&str, RoleFacts>,
+    cluster: &Roles,
     b: &BindingView,
     out: &mut Outcome,
     make: &Make,
@@ -357,7 +409,7 @@ fn check_binding(
         .iter()
         .map(|s| subjects::normalize(s, b.namespace))
         .collect();
-    let facts = bound_facts(cx, cluster, b.role_ref, b.namespace);
+    let facts = bound_facts(cx, &cluster.facts, b.role_ref, b.namespace);
     if spec.anonymous_bindings || spec.all_authenticated_bindings {
         everyone_bindings(spec, b, &subjects, facts.as_ref(), out, make);
     }
@@ -382,6 +434,9 @@ fn check_binding(
     };
     for s in judged {
         grants_to(spec, b, &f, s, out, make);
+        if let Some(p) = &cluster.powers {
+            reached(spec, b, &f, s, p, out, make);
+        }
     }
 }
 
@@ -403,12 +458,22 @@ fn grants_to(
         ));
         return;
     }
-    for risk in requested_risks(spec) {
-        if f.risks.contains(&risk) && (b.cluster_wide || !rules::cluster_wide_only(risk)) {
-            let (reason, what) = rules::describe(risk);
+    let risks = requested_risks(spec);
+    for risk in &risks {
+        if f.risks.contains(risk) && (b.cluster_wide || !rules::cluster_wide_only(*risk)) {
+            let (reason, what) = rules::describe(*risk);
             out.violations
                 .push(make(reason, format!("grants {what} ({role}) to {who}")));
         }
+    }
+    let named_bind = f.binds_powerful.as_ref().filter(|_| b.cluster_wide);
+    if let Some(target) = named_bind
+        .filter(|_| risks.contains(&RiskyGrant::Bind) && !f.risks.contains(&RiskyGrant::Bind))
+    {
+        out.violations.push(make(
+            rules::describe(RiskyGrant::Bind).0,
+            format!("grants bind on ClusterRole {target}, which is admin-equivalent or holds a privilege-escalation risk, in every namespace ({role}) to {who}"),
+        ));
     }
     if spec.escalation_verbs && !f.escalation.is_empty() {
         out.violations.push(make(
@@ -418,6 +483,68 @@ fn grants_to(
                 f.escalation.iter().copied().collect::<Vec<_>>().join(", ")
             ),
         ));
+    }
+}
+
+/// Grants that reach another identity's privileges: impersonating a
+/// privileged identity by name (`ImpersonateVerb`), and creating workloads or
+/// tokens in a namespace whose ServiceAccounts are privileged
+/// (`ServiceAccountPrivilegesReachable`; cluster-wide grants are reported as
+/// such by [`grants_to`]).
+fn reached(
+    spec: &RbacCheck,
+    b: &BindingView,
+    f: &RoleFacts,
+    s: &Subject,
+    powers: &reach::Powers,
+    out: &mut Outcome,
+    make: &Make,
+) {
+    let risks = requested_risks(spec);
+    let (who, role) = (
+        subjects::describe_subject(s),
+        format!("{} {}", b.role_ref.kind, b.role_ref.name),
+    );
+    if risks.contains(&RiskyGrant::Impersonate) && !f.risks.contains(&RiskyGrant::Impersonate) {
+        let targets: Vec<String> = f
+            .impersonates
+            .iter()
+            .filter_map(|(res, name)| reach::impersonated_power(powers, res, name, b.namespace))
+            .collect();
+        if !targets.is_empty() {
+            out.violations.push(make(
+                rules::describe(RiskyGrant::Impersonate).0,
+                format!(
+                    "grants impersonating {} ({role}) to {who}",
+                    list_some(&targets, 3)
+                ),
+            ));
+        }
+    }
+    let reaching = reach::REACHING
+        .iter()
+        .find(|r| risks.contains(r) && f.risks.contains(r));
+    if let (Some(r), false) = (reaching, b.cluster_wide) {
+        let held = reach::service_accounts_of(powers, b.namespace);
+        if !held.is_empty() {
+            out.violations.push(make(
+                "ServiceAccountPrivilegesReachable",
+                format!(
+                    "grants {} in namespace {} ({role}) to {who}, where {}",
+                    reach_words(*r),
+                    b.namespace,
+                    list_some(&held, 3)
+                ),
+            ));
+        }
+    }
+}
+
+/// A namespaced reaching grant in words.
+fn reach_words(r: RiskyGrant) -> &'static str {
+    match r {
+        RiskyGrant::TokenRequest => "creating ServiceAccount tokens",
+        _ => "creating or changing workloads",
     }
 }
 

@@ -123,7 +123,12 @@ pub fn grants(rules: &[&PolicyRule], risk: RiskyGrant) -> bool {
                 ("batch", "jobs"),
                 ("batch", "cronjobs"),
             ];
-            creates.iter().any(|(g, r)| all(g, r, "create"))
+            // Changing a pod template (or a pod's image, which is mutable in
+            // place) runs any image under the workload's ServiceAccount as
+            // surely as creating one does.
+            creates
+                .iter()
+                .any(|(g, r)| ["create", "update", "patch"].iter().any(|v| all(g, r, v)))
                 || all("", "pods/exec", "create")
                 || all("", "pods/attach", "create")
                 || ["update", "patch"]
@@ -204,11 +209,23 @@ fn impersonates(rules: &[&PolicyRule]) -> bool {
 /// Whether a risk can only be granted cluster-wide: its resources are
 /// cluster-scoped, or the good-practices page is about the cluster-wide grant
 /// (Secrets of every namespace, workloads and tokens in every namespace).
+/// `NamespaceModification` is not: a RoleBinding to a Role that may patch
+/// `namespaces` lets its subject relabel that namespace itself (Good
+/// Practices: "through a namespaced RoleBinding to a Role with that access").
 pub fn cluster_wide_only(risk: RiskyGrant) -> bool {
     !matches!(
         risk,
-        RiskyGrant::Escalate | RiskyGrant::Bind | RiskyGrant::Impersonate
+        RiskyGrant::Escalate
+            | RiskyGrant::Bind
+            | RiskyGrant::Impersonate
+            | RiskyGrant::NamespaceModification
     )
+}
+
+/// Whether `rules` allow `bind` on the ClusterRole named `name` (by name or
+/// on every ClusterRole).
+pub fn binds_cluster_role(rules: &[&PolicyRule], name: &str) -> bool {
+    allows(rules, RBAC_GROUP, "clusterroles", "bind", Some(name))
 }
 
 /// The reason and the plain words of a risk, for violations.
@@ -220,7 +237,7 @@ pub fn describe(risk: RiskyGrant) -> (&'static str, &'static str) {
         ),
         RiskyGrant::WorkloadCreation => (
             "WorkloadCreationClusterWide",
-            "creating pods or pod-managing workloads, or exec, attach or ephemeral containers, in every namespace",
+            "creating or changing pods or pod-managing workloads, or exec, attach or ephemeral containers, in every namespace",
         ),
         RiskyGrant::PersistentVolumeCreation => (
             "PersistentVolumeCreation",
