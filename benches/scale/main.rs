@@ -2,7 +2,7 @@
 //!
 //! For each namespace count N (default 1,000 and 10,000): starts a fresh local
 //! control plane (etcd, kube-apiserver with an audit log of the operator's
-//! requests, kube-controller-manager), creates N namespaces of ten objects
+//! requests, kube-controller-manager), creates N namespaces of twelve objects
 //! each plus cluster RBAC, StorageClasses and Velero schedules and backups,
 //! waits until the controllers have settled, applies the whole catalog
 //! (`controls/`), installs the chart's RBAC and starts the operator (release
@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{DeleteParams, PostParams};
@@ -72,7 +73,7 @@ struct Args {
     bench: bool,
 }
 
-/// The three scenarios: the Control that must notice, and what is changed.
+/// The four scenarios: the Control that must notice, and what is changed.
 #[derive(Clone, Copy, Debug)]
 enum Scenario {
     /// Delete a namespace's default-deny NetworkPolicy (CC6.1/CC6.6).
@@ -81,13 +82,16 @@ enum Scenario {
     ClusterAdminBound,
     /// Add an Ingress without TLS (CC6.7).
     IngressWithoutTls,
+    /// Add a privileged bare Pod (CC6.8), then delete it.
+    PrivilegedBarePod,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 3] = [
+    const ALL: [Scenario; 4] = [
         Scenario::NetworkPolicyDeleted,
         Scenario::ClusterAdminBound,
         Scenario::IngressWithoutTls,
+        Scenario::PrivilegedBarePod,
     ];
 
     fn name(self) -> &'static str {
@@ -95,6 +99,7 @@ impl Scenario {
             Scenario::NetworkPolicyDeleted => "network-policy-deleted",
             Scenario::ClusterAdminBound => "cluster-admin-bound",
             Scenario::IngressWithoutTls => "ingress-without-tls",
+            Scenario::PrivilegedBarePod => "privileged-bare-pod",
         }
     }
 
@@ -103,6 +108,7 @@ impl Scenario {
             Scenario::NetworkPolicyDeleted => "network-default-deny",
             Scenario::ClusterAdminBound => "no-unexpected-cluster-admins",
             Scenario::IngressWithoutTls => "encryption-in-transit",
+            Scenario::PrivilegedBarePod => "privileged-workloads-forbidden",
         }
     }
 }
@@ -156,6 +162,10 @@ async fn step(
                 name,
             )
         }
+        Scenario::PrivilegedBarePod => {
+            let name = format!("debug-{t}");
+            (measure::object_key("Pod", Some(ns), &name), violate, name)
+        }
     };
     let t0 = Instant::now();
     match (scenario, violate) {
@@ -196,6 +206,24 @@ async fn step(
         (Scenario::IngressWithoutTls, false) => {
             Api::<Ingress>::namespaced(client.clone(), ns)
                 .delete(&needle, &dp)
+                .await?;
+        }
+        (Scenario::PrivilegedBarePod, true) => {
+            let pod: Pod = serde_json::from_value(populate::privileged_pod(&needle))?;
+            Api::<Pod>::namespaced(client.clone(), ns)
+                .create(&pp, &pod)
+                .await?;
+        }
+        (Scenario::PrivilegedBarePod, false) => {
+            // No kubelet: a pod is gone at once only with a zero grace period.
+            Api::<Pod>::namespaced(client.clone(), ns)
+                .delete(
+                    &needle,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..dp
+                    },
+                )
                 .await?;
         }
     }

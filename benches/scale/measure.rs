@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::runtime::watcher;
@@ -102,7 +103,8 @@ pub async fn observe(client: &Client) -> Result<Observer> {
     tasks.push(bare::<NetworkPolicy>(client, &state, &tx, &synced_tx));
     tasks.push(bare::<ClusterRoleBinding>(client, &state, &tx, &synced_tx));
     tasks.push(bare::<Ingress>(client, &state, &tx, &synced_tx));
-    for _ in 0..4 {
+    tasks.push(bare::<Pod>(client, &state, &tx, &synced_tx));
+    for _ in 0..5 {
         tokio::time::timeout(Duration::from_secs(300), synced_rx.recv())
             .await
             .map_err(|_| anyhow::anyhow!("the benchmark's watches did not list within 5 min"))?;

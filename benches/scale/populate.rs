@@ -1,4 +1,4 @@
-//! The benchmark cluster: N application namespaces of ten objects each, cluster
+//! The benchmark cluster: N application namespaces of twelve objects each, cluster
 //! RBAC and StorageClasses, Velero schedules and backups covering every
 //! namespace, created concurrently through the API server.
 //!
@@ -68,7 +68,34 @@ fn image(i: usize) -> String {
     )
 }
 
-/// The ten objects of application namespace `ns` (number `i`).
+/// A hardened pod spec for the batch objects (restart policy `restart`).
+fn pod_spec(i: usize, restart: &str) -> Value {
+    json!({
+        "restartPolicy": restart,
+        "serviceAccountName": "web",
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "task", "image": image(i),
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+            "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]}}
+        }]
+    })
+}
+
+/// A privileged bare Pod named `name` (the bare-Pod detection scenario).
+pub fn privileged_pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{
+            "name": "shell", "image": image(0),
+            "securityContext": {"privileged": true}
+        }]}
+    })
+}
+
+/// The twelve objects of application namespace `ns` (number `i`).
 fn namespace_objects(i: usize, ns: &str) -> Vec<Obj> {
     let core = |kind, body| obj("", "v1", kind, Some(ns), body);
     let host = format!("web.{ns}.example.com");
@@ -121,6 +148,31 @@ fn namespace_objects(i: usize, ns: &str) -> Vec<Obj> {
                         }
                     }
                 }
+            }),
+        ),
+        // A nightly CronJob and a one-off Job (issue 13: every pod-creating
+        // kind is read; the Job controller gives the Job a Pod).
+        obj(
+            "batch",
+            "v1",
+            "CronJob",
+            Some(ns),
+            json!({
+                "metadata": {"name": "nightly"},
+                "spec": {
+                    "schedule": "0 3 * * *",
+                    "jobTemplate": {"spec": {"template": {"spec": pod_spec(i, "Never")}}}
+                }
+            }),
+        ),
+        obj(
+            "batch",
+            "v1",
+            "Job",
+            Some(ns),
+            json!({
+                "metadata": {"name": "migrate"},
+                "spec": {"template": {"spec": pod_spec(i, "Never")}}
             }),
         ),
         // Headless: the local API server's service range has 254 addresses.

@@ -2,7 +2,12 @@
 //! (recovery: the system keeps serving through disruptions).
 //!
 //! Rule: every Deployment and StatefulSet (`apps/v1`) in scope has at least
-//! `minReplicas` replicas (an omitted `spec.replicas` is 1, per the API), a
+//! `minReplicas` replicas (an omitted `spec.replicas` is 1, per the API;
+//! under a HorizontalPodAutoscaler (`autoscaling/v2`) whose
+//! `spec.scaleTargetRef` names it, the autoscaler's `minReplicas`, default 1,
+//! is the effective minimum, and `spec.replicas` is what the autoscaler last
+//! set — Kubernetes "Horizontal Pod Autoscaling": "remove spec.replicas from
+//! the manifest"), a
 //! PodDisruptionBudget (`policy/v1`) in its namespace whose selector matches its
 //! pod template labels (an empty selector `{}` matches every pod; a missing one
 //! matches none), and a `readinessProbe` on every container (Kubernetes
@@ -10,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
@@ -25,7 +31,7 @@ pub static WORKLOAD_SPECS: EvidenceKind = EvidenceKind {
     claim: "Workloads are declared to survive the loss of a pod",
     source: "WorkloadSpec",
     verification: Verification::Configured,
-    proves: "the replicas, PodDisruptionBudgets and readiness probes the Deployments and StatefulSets in scope declare",
+    proves: "the replicas (or their HorizontalPodAutoscaler's minReplicas), PodDisruptionBudgets and readiness probes the Deployments and StatefulSets in scope declare",
     does_not_prove: "that the replicas are running and ready now, or spread over several nodes",
 };
 
@@ -39,12 +45,14 @@ impl Family for Availability {
         vec![&WORKLOAD_SPECS]
     }
 
-    /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget.
+    /// Kinds read: Deployment, StatefulSet, PodDisruptionBudget,
+    /// HorizontalPodAutoscaler.
     fn kinds(_spec: &AvailabilityCheck) -> KindSet {
         KindSet::from([
             Kind::Deployment,
             Kind::StatefulSet,
             Kind::PodDisruptionBudget,
+            Kind::HorizontalPodAutoscaler,
         ])
     }
 
@@ -52,9 +60,11 @@ impl Family for Availability {
     /// Namespace) only its own namespace's findings.
     fn locality(_spec: &AvailabilityCheck, kind: Kind) -> Locality {
         match kind {
-            Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::PodDisruptionBudget => {
-                Locality::Namespace
-            }
+            Kind::Namespace
+            | Kind::Deployment
+            | Kind::StatefulSet
+            | Kind::PodDisruptionBudget
+            | Kind::HorizontalPodAutoscaler => Locality::Namespace,
             _ => Locality::Global,
         }
     }
@@ -84,11 +94,40 @@ fn pdb_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
     Selector::try_from(spec.selector.clone()?).ok()
 }
 
-/// Checks one workload (`obj`, with its `spec.replicas` and pod template).
+/// How many replicas a workload is held at: its own `spec.replicas`, or the
+/// `minReplicas` (default 1) of the HorizontalPodAutoscaler that targets it.
+enum Replicas<'a> {
+    Declared(Option<i32>),
+    Autoscaled(&'a str, i32),
+}
+
+/// The HorizontalPodAutoscaler of `namespace` whose `scaleTargetRef` names
+/// the `kind` `name` (group `apps`), with its `minReplicas`.
+fn autoscaler<'a>(
+    hpas: &'a [std::sync::Arc<HorizontalPodAutoscaler>],
+    kind: &str,
+    name: &str,
+) -> Option<Replicas<'a>> {
+    hpas.iter().find_map(|h| {
+        let s = &h.spec;
+        let t = &s.scale_target_ref;
+        let group = t
+            .api_version
+            .as_deref()
+            .unwrap_or("")
+            .split('/')
+            .next()
+            .unwrap_or("");
+        (t.kind == kind && t.name == name && group == "apps")
+            .then(|| Replicas::Autoscaled(name_of(h.as_ref()), s.min_replicas.unwrap_or(1)))
+    })
+}
+
+/// Checks one workload (`obj`, with its replicas and pod template).
 fn check_workload<K: kube::Resource<DynamicType = ()>>(
     spec: &AvailabilityCheck,
     obj: &K,
-    replicas: Option<i32>,
+    replicas: Replicas,
     template: Option<&PodTemplateSpec>,
     pdbs: &[(String, Selector)],
     out: &mut Outcome,
@@ -97,12 +136,17 @@ fn check_workload<K: kube::Resource<DynamicType = ()>>(
     let default_template = PodTemplateSpec::default();
     let template = template.unwrap_or(&default_template);
     out.resources_checked += 1;
-    let replicas = replicas.unwrap_or(1);
+    let (replicas, by) = match replicas {
+        Replicas::Autoscaled(hpa, min) => {
+            (min, format!(" (HorizontalPodAutoscaler {hpa} minReplicas)"))
+        }
+        Replicas::Declared(r) => (r.unwrap_or(1), String::new()),
+    };
     if replicas < spec.min_replicas {
         out.violations.push(make(
             "InsufficientReplicas",
             format!(
-                "runs {replicas} replica(s), fewer than minReplicas {}",
+                "runs {replicas} replica(s){by}, fewer than minReplicas {}",
                 spec.min_replicas
             ),
         ));
@@ -152,7 +196,7 @@ fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSp
     }
     let mut out = Outcome::default();
     out.evidence.push(WORKLOAD_SPECS.evidence(
-        "Deployments, StatefulSets and PodDisruptionBudgets of each namespace in scope".into(),
+        "Deployments, StatefulSets, their HorizontalPodAutoscalers and PodDisruptionBudgets of each namespace in scope".into(),
     ));
     cx.each_namespace(&mut out, |ns, out| {
         let pdbs: Vec<(String, Selector)> = cx
@@ -162,14 +206,28 @@ fn evaluate(spec: &AvailabilityCheck, cx: &Context) -> Result<Outcome, InvalidSp
             .filter_map(|p| Some((name_of(p.as_ref()).to_owned(), pdb_selector(p)?)))
             .collect();
         out.resources_checked += pdbs.len() as u64;
+        let hpas = cx.objects::<HorizontalPodAutoscaler>().in_namespace(ns);
+        let held = |kind: &str, name: &str, declared: Option<i32>| {
+            autoscaler(hpas, kind, name).unwrap_or(Replicas::Declared(declared))
+        };
         for d in cx.objects::<Deployment>().in_namespace(ns) {
             let s = d.spec.as_ref();
-            let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
+            let replicas = held(
+                "Deployment",
+                name_of(d.as_ref()),
+                s.and_then(|s| s.replicas),
+            );
+            let template = s.map(|s| &s.template);
             check_workload(spec, d.as_ref(), replicas, template, &pdbs, out);
         }
         for st in cx.objects::<StatefulSet>().in_namespace(ns) {
             let s = st.spec.as_ref();
-            let (replicas, template) = (s.and_then(|s| s.replicas), s.map(|s| &s.template));
+            let replicas = held(
+                "StatefulSet",
+                name_of(st.as_ref()),
+                s.and_then(|s| s.replicas),
+            );
+            let template = s.map(|s| &s.template);
             check_workload(spec, st.as_ref(), replicas, template, &pdbs, out);
         }
     });

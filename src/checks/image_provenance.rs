@@ -1,8 +1,8 @@
 //! Image provenance — TSC CC8.1 (changes are authorized, tested and approved
 //! before implementation): what runs comes from the approved pipeline.
 //!
-//! Rule: every container (init containers included) of the Deployments,
-//! StatefulSets and DaemonSets in scope uses an image whose reference starts with one of
+//! Rule: every container (init containers included) of every pod-creating
+//! object in scope (see [`super::workloads`]) uses an image whose reference starts with one of
 //! `allowedRegistries` and, with `requireDigest`, is pinned by digest
 //! (`…@sha256:<64 hex>`), so that a tag cannot be moved under a running service.
 use super::workloads::{self, Workload};
@@ -17,7 +17,7 @@ pub static IMAGE_REFERENCES: EvidenceKind = EvidenceKind {
     claim: "Workloads run images from the approved pipeline",
     source: "ContainerImage",
     verification: Verification::Verified,
-    proves: "the registry and digest of every container image the pod templates in scope name",
+    proves: "the registry and digest of every container image the pod specs in scope name (workloads, Jobs, CronJobs, bare Pods)",
     does_not_prove: "what a tag points to now (only a digest pins content), or that the image passed review before it reached the registry",
 };
 
@@ -31,7 +31,8 @@ impl Family for ImageProvenance {
         vec![&IMAGE_REFERENCES]
     }
 
-    /// Kinds read: Deployment, StatefulSet, DaemonSet.
+    /// Kinds read: Deployment, StatefulSet, DaemonSet, ReplicaSet,
+    /// ReplicationController, CronJob, Job, Pod.
     fn kinds(_spec: &ImageProvenanceCheck) -> KindSet {
         workloads::kinds()
     }
@@ -128,7 +129,7 @@ fn check(spec: &ImageProvenanceCheck, w: Workload, out: &mut Outcome) {
     }
 }
 
-/// Evaluates the images of every Deployment, StatefulSet and DaemonSet in scope.
+/// Evaluates the images of every pod-creating object in scope.
 ///
 /// # Errors
 /// [`InvalidSpec`] when neither `allowedRegistries` nor `requireDigest` is set.
@@ -141,7 +142,7 @@ fn evaluate(spec: &ImageProvenanceCheck, cx: &Context) -> Result<Outcome, Invali
     }
     let mut out = Outcome::default();
     out.evidence.push(IMAGE_REFERENCES.evidence(
-        "Container images of the Deployments, StatefulSets and DaemonSets of each namespace in scope"
+        "Container images of the workloads, Jobs, CronJobs and bare Pods of each namespace in scope"
             .into(),
     ));
     cx.each_namespace(&mut out, |ns, out| {

@@ -1,9 +1,9 @@
 //! Workload hardening — TSC CC6.8 (prevent or detect unauthorized or malicious
 //! software): no container can take over its node.
 //!
-//! Rule (Kubernetes Pod Security Standards, Baseline profile): Deployments,
-//! StatefulSets and DaemonSets in scope run no `privileged` container (init containers
-//! included) and do not share the node's network, PID or IPC namespaces;
+//! Rule (Kubernetes Pod Security Standards, Baseline profile): every
+//! pod-creating object in scope (see [`workloads`]) runs no `privileged`
+//! container (init containers included) and do not share the node's network, PID or IPC namespaces;
 //! optionally no `hostPath` volumes and no added capabilities beyond
 //! `NET_BIND_SERVICE`.
 use super::workloads::{self, Workload};
@@ -16,8 +16,8 @@ pub static POD_TEMPLATES: EvidenceKind = EvidenceKind {
     claim: "Workloads cannot take over their node",
     source: "PodTemplate",
     verification: Verification::Verified,
-    proves: "what the pod templates of the Deployments, StatefulSets and DaemonSets in scope request: privileged containers, host namespaces, hostPath volumes, added capabilities",
-    does_not_prove: "anything about Jobs, CronJobs and bare Pods (not read yet), or pods changed by a mutating webhook after their template was admitted",
+    proves: "what the pod specs of every pod-creating object in scope request (Deployments, StatefulSets, DaemonSets, ReplicaSets and Jobs without an owner read here, ReplicationControllers, CronJobs, bare Pods): privileged containers, host namespaces, hostPath volumes, added capabilities",
+    does_not_prove: "pods changed by a mutating webhook after their template was admitted, pods of controllers the operator does not read (a custom resource's pods are judged as bare pods), or ephemeral containers added to running pods",
 };
 
 /// The `workloadSecurity` check family.
@@ -30,7 +30,8 @@ impl Family for WorkloadSecurity {
         vec![&POD_TEMPLATES]
     }
 
-    /// Kinds read: Deployment, StatefulSet, DaemonSet.
+    /// Kinds read: Deployment, StatefulSet, DaemonSet, ReplicaSet,
+    /// ReplicationController, CronJob, Job, Pod.
     fn kinds(_spec: &WorkloadSecurityCheck) -> KindSet {
         workloads::kinds()
     }
@@ -48,7 +49,7 @@ impl Family for WorkloadSecurity {
 
 fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
     out.resources_checked += 1;
-    let pod = w.template().spec.as_ref();
+    let pod = w.pod_spec();
     let privileged: Vec<&str> = w
         .all_containers()
         .filter(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true))
@@ -110,16 +111,18 @@ fn check(spec: &WorkloadSecurityCheck, w: Workload, out: &mut Outcome) {
     }
 }
 
-/// Evaluates every Deployment, StatefulSet and DaemonSet in scope.
+/// Evaluates every pod-creating object in scope.
 ///
 /// # Errors
 /// None: every spec this family accepts is valid.
 fn evaluate(spec: &WorkloadSecurityCheck, cx: &Context) -> Result<Outcome, InvalidSpec> {
     let mut out = Outcome::default();
-    out.evidence.push(POD_TEMPLATES.evidence(
-        "Pod templates of the Deployments, StatefulSets and DaemonSets of each namespace in scope"
-            .into(),
-    ));
+    out.evidence.push(
+        POD_TEMPLATES.evidence(
+            "Pod specs of the workloads, Jobs, CronJobs and bare Pods of each namespace in scope"
+                .into(),
+        ),
+    );
     cx.each_namespace(&mut out, |ns, out| {
         for w in workloads::in_namespace(cx, ns) {
             check(spec, w, out);

@@ -1,30 +1,51 @@
-//! The workloads several checks read: Deployments, StatefulSets and
-//! DaemonSets (`apps/v1`) of a namespace, with their pod templates (a helper
-//! of the workload families, not a family itself).
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+//! The workloads several checks read: every kind that creates pods (a helper
+//! of the workload families, not a family itself) — Deployments,
+//! StatefulSets and DaemonSets (`apps/v1`), ReplicaSets without a Deployment
+//! owner, ReplicationControllers (`v1`), CronJobs (their `jobTemplate`) and
+//! Jobs without a CronJob owner (`batch/v1`), and bare Pods (`v1`) — each
+//! with its pod spec.
+//!
+//! An object whose controller (`metadata.ownerReferences[]` with `controller:
+//! true`) is of a kind read here is judged once, through that owner (a pod of
+//! a ReplicaSet, a ReplicaSet of a Deployment, a Job of a CronJob), so a
+//! violation names the object the user must fix (Kubernetes "Owners and
+//! Dependents").
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ReplicationController};
 
 use crate::api::Violation;
+use crate::snapshot::trim::{POD_OWNER_KINDS, controller_kind};
 use crate::snapshot::{Kind, KindSet};
 use crate::vocabulary::{Context, Locality, violation};
 
 /// The kinds [`in_namespace`] reads.
 pub fn kinds() -> KindSet {
-    KindSet::from([Kind::Deployment, Kind::StatefulSet, Kind::DaemonSet])
+    KindSet::from(KINDS)
 }
+
+const KINDS: [Kind; 8] = [
+    Kind::Deployment,
+    Kind::StatefulSet,
+    Kind::DaemonSet,
+    Kind::ReplicaSet,
+    Kind::ReplicationController,
+    Kind::CronJob,
+    Kind::Job,
+    Kind::Pod,
+];
 
 /// Locality of the workload families: a workload (or a Namespace) only decides
 /// findings about its own namespace.
 pub fn locality(kind: Kind) -> Locality {
-    match kind {
-        Kind::Namespace | Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet => {
-            Locality::Namespace
-        }
-        _ => Locality::Global,
+    if kind == Kind::Namespace || KINDS.contains(&kind) {
+        Locality::Namespace
+    } else {
+        Locality::Global
     }
 }
 
-/// A Deployment, a StatefulSet or a DaemonSet.
+/// An object that creates pods, with the pod spec it gives them.
 #[derive(Clone, Copy)]
 pub enum Workload<'a> {
     /// An `apps/v1` Deployment.
@@ -33,35 +54,50 @@ pub enum Workload<'a> {
     StatefulSet(&'a StatefulSet),
     /// An `apps/v1` DaemonSet (one pod per node).
     DaemonSet(&'a DaemonSet),
+    /// An `apps/v1` ReplicaSet that no Deployment owns.
+    ReplicaSet(&'a ReplicaSet),
+    /// A `v1` ReplicationController.
+    ReplicationController(&'a ReplicationController),
+    /// A `batch/v1` CronJob (the pods of its `jobTemplate`).
+    CronJob(&'a CronJob),
+    /// A `batch/v1` Job that no CronJob owns.
+    Job(&'a Job),
+    /// A `v1` Pod that no controller read here owns.
+    Pod(&'a Pod),
 }
 
-static EMPTY_TEMPLATE: std::sync::LazyLock<PodTemplateSpec> =
-    std::sync::LazyLock::new(PodTemplateSpec::default);
-
 impl<'a> Workload<'a> {
-    /// `spec.replicas` (an omitted value is 1, per the API).
-    pub fn replicas(self) -> i32 {
+    /// The pod spec its pods get (`None` when the object has none).
+    pub fn pod_spec(self) -> Option<&'a PodSpec> {
         match self {
-            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.replicas),
-            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
-            Workload::DaemonSet(_) => None,
+            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            Workload::DaemonSet(d) => d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            Workload::ReplicaSet(r) => r
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref()),
+            Workload::ReplicationController(r) => r
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref()),
+            Workload::CronJob(c) => c
+                .spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|j| j.template.spec.as_ref()),
+            Workload::Job(j) => j.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
+            Workload::Pod(p) => p.spec.as_ref(),
         }
-        .unwrap_or(1)
     }
 
-    /// The pod template (empty when the object has no spec).
-    pub fn template(self) -> &'a PodTemplateSpec {
-        match self {
-            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
-            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
-            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
-        }
-        .unwrap_or(&EMPTY_TEMPLATE)
-    }
-
-    /// Containers and init containers of the pod template.
+    /// Containers and init containers of the pod spec (ephemeral containers
+    /// are added to running pods by `kubectl debug` and are not declared).
     pub fn all_containers(self) -> impl Iterator<Item = &'a Container> {
-        self.template().spec.iter().flat_map(|s| {
+        self.pod_spec().into_iter().flat_map(|s| {
             s.init_containers
                 .iter()
                 .flatten()
@@ -72,29 +108,59 @@ impl<'a> Workload<'a> {
     /// A violation of this workload.
     pub fn violation(self, reason: &str, message: String) -> Violation {
         match self {
-            Workload::Deployment(d) => violation(d, reason, message),
-            Workload::StatefulSet(s) => violation(s, reason, message),
-            Workload::DaemonSet(d) => violation(d, reason, message),
+            Workload::Deployment(o) => violation(o, reason, message),
+            Workload::StatefulSet(o) => violation(o, reason, message),
+            Workload::DaemonSet(o) => violation(o, reason, message),
+            Workload::ReplicaSet(o) => violation(o, reason, message),
+            Workload::ReplicationController(o) => violation(o, reason, message),
+            Workload::CronJob(o) => violation(o, reason, message),
+            Workload::Job(o) => violation(o, reason, message),
+            Workload::Pod(o) => violation(o, reason, message),
         }
     }
 }
 
-/// The Deployments, then the StatefulSets, then the DaemonSets of `namespace`.
+/// Whether `meta`'s controller is of one of `kinds` (then the object is
+/// judged through it).
+fn owned_by(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kinds: &[&str],
+) -> bool {
+    controller_kind(meta).is_some_and(|k| kinds.contains(&k))
+}
+
+/// The workloads of `namespace`, in the order of the kinds above; owned
+/// ReplicaSets, Jobs and Pods left out (see the module documentation).
 pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item = Workload<'a>> {
-    let d = cx
-        .objects::<Deployment>()
-        .in_namespace(namespace)
-        .iter()
-        .map(|d| Workload::Deployment(d.as_ref()));
-    let s = cx
-        .objects::<StatefulSet>()
-        .in_namespace(namespace)
-        .iter()
-        .map(|s| Workload::StatefulSet(s.as_ref()));
-    let ds = cx
-        .objects::<DaemonSet>()
-        .in_namespace(namespace)
-        .iter()
-        .map(|d| Workload::DaemonSet(d.as_ref()));
-    d.chain(s).chain(ds)
+    let d = cx.objects::<Deployment>().in_namespace(namespace);
+    let s = cx.objects::<StatefulSet>().in_namespace(namespace);
+    let ds = cx.objects::<DaemonSet>().in_namespace(namespace);
+    let rs = cx.objects::<ReplicaSet>().in_namespace(namespace);
+    let rc = cx
+        .objects::<ReplicationController>()
+        .in_namespace(namespace);
+    let cj = cx.objects::<CronJob>().in_namespace(namespace);
+    let j = cx.objects::<Job>().in_namespace(namespace);
+    let p = cx.objects::<Pod>().in_namespace(namespace);
+    d.iter()
+        .map(|o| Workload::Deployment(o))
+        .chain(s.iter().map(|o| Workload::StatefulSet(o)))
+        .chain(ds.iter().map(|o| Workload::DaemonSet(o)))
+        .chain(
+            rs.iter()
+                .filter(|o| !owned_by(&o.metadata, &["Deployment"]))
+                .map(|o| Workload::ReplicaSet(o)),
+        )
+        .chain(rc.iter().map(|o| Workload::ReplicationController(o)))
+        .chain(cj.iter().map(|o| Workload::CronJob(o)))
+        .chain(
+            j.iter()
+                .filter(|o| !owned_by(&o.metadata, &["CronJob"]))
+                .map(|o| Workload::Job(o)),
+        )
+        .chain(
+            p.iter()
+                .filter(|o| !owned_by(&o.metadata, &POD_OWNER_KINDS))
+                .map(|o| Workload::Pod(o)),
+        )
 }

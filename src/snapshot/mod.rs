@@ -12,8 +12,12 @@
 //! the chart (a test checks the chart grants list and watch on every kind).
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -56,9 +60,10 @@ table::kinds! {
     PersistentVolume => PersistentVolume, persistent_volumes, "v1", "PersistentVolume", "persistentvolumes", Cluster, trim trim::persistent_volume;
     /// `storage.k8s.io/v1` StorageClass.
     StorageClass => StorageClass, storage_classes, "storage.k8s.io/v1", "StorageClass", "storageclasses", Cluster;
-    /// `v1` Pod (only `kube-system` is watched: kube-apiserver mirror pods,
-    /// so that the operator needs no cluster-wide Pod access).
-    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod, watch_in "kube-system";
+    /// `v1` Pod: kube-apiserver mirror pods in `kube-system` (their flags),
+    /// and bare pods everywhere (a pod owned by a controller the checks read
+    /// is judged through its owner, and cached as little more than its name).
+    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod;
     /// `rbac.authorization.k8s.io/v1` ClusterRole.
     ClusterRole => ClusterRole, cluster_roles, "rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", Cluster;
     /// `rbac.authorization.k8s.io/v1` ClusterRoleBinding.
@@ -73,6 +78,16 @@ table::kinds! {
     StatefulSet => StatefulSet, stateful_sets, "apps/v1", "StatefulSet", "statefulsets", Namespaced, trim trim::stateful_set;
     /// `apps/v1` DaemonSet.
     DaemonSet => DaemonSet, daemon_sets, "apps/v1", "DaemonSet", "daemonsets", Namespaced, trim trim::daemon_set;
+    /// `apps/v1` ReplicaSet (one a Deployment owns is judged through it).
+    ReplicaSet => ReplicaSet, replica_sets, "apps/v1", "ReplicaSet", "replicasets", Namespaced, trim trim::replica_set;
+    /// `v1` ReplicationController.
+    ReplicationController => ReplicationController, replication_controllers, "v1", "ReplicationController", "replicationcontrollers", Namespaced, trim trim::replication_controller;
+    /// `batch/v1` Job (one a CronJob owns is judged through it).
+    Job => Job, jobs, "batch/v1", "Job", "jobs", Namespaced, trim trim::job;
+    /// `batch/v1` CronJob.
+    CronJob => CronJob, cron_jobs, "batch/v1", "CronJob", "cronjobs", Namespaced, trim trim::cron_job;
+    /// `autoscaling/v2` HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler => HorizontalPodAutoscaler, horizontal_pod_autoscalers, "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Namespaced, trim trim::horizontal_pod_autoscaler;
     /// `policy/v1` PodDisruptionBudget.
     PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", Namespaced, trim trim::pod_disruption_budget;
     /// `velero.io/v1` Schedule (optional CRD).

@@ -4,10 +4,12 @@
 //! trimmed and untrimmed snapshots.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     Container, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
-    Probe, Volume,
+    Probe, ReplicationController, Volume,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -125,10 +127,77 @@ pub fn persistent_volume(o: &mut PersistentVolume) {
     }
 }
 
-/// A Pod without status (kube-apiserver mirror pods: flags and labels).
+/// The kinds whose pods (or Jobs, ReplicaSets) are judged through them: a
+/// pod whose controller (`ownerReferences[].controller: true`) is of one of
+/// these kinds is not judged itself.
+pub const POD_OWNER_KINDS: [&str; 7] = [
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "ReplicationController",
+    "Deployment",
+    "CronJob",
+];
+
+/// The kind of `meta`'s controller (`ownerReferences[]` with `controller:
+/// true`), if any.
+pub fn controller_kind(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.kind.as_str())
+}
+
+/// Keeps of `meta`'s owner references only the controller, which decides
+/// whether the object is judged itself or through its owner.
+fn keep_controller_only(meta: &mut ObjectMeta) {
+    if let Some(refs) = meta.owner_references.as_mut() {
+        refs.retain(|o| o.controller == Some(true));
+        for o in refs.iter_mut() {
+            o.uid = String::new();
+            o.api_version = String::new();
+            o.block_owner_deletion = None;
+        }
+    }
+    if meta.owner_references.as_ref().is_some_and(Vec::is_empty) {
+        meta.owner_references = None;
+    }
+}
+
+/// Unread metadata dropped ([`trim_unread_metadata`]) but the controller
+/// owner reference kept.
+fn trim_owned_metadata(meta: &mut ObjectMeta) {
+    let owners = meta.owner_references.take();
+    trim_unread_metadata(meta, &[]);
+    meta.owner_references = owners;
+    keep_controller_only(meta);
+}
+
+/// A Pod. In `kube-system` without status only (kube-apiserver mirror pods:
+/// flags, labels, the mirror annotation). Elsewhere, a pod whose controller
+/// is of a kind in [`POD_OWNER_KINDS`] keeps only its name and controller
+/// reference (it is judged through its owner: at 10,000 namespaces these are
+/// most of the cached pods); a bare pod keeps its controller reference and
+/// the spec as [`trim_pod_template`] keeps a template's.
 pub fn pod(o: &mut Pod) {
-    trim_metadata(&mut o.metadata);
     o.status = None;
+    if o.metadata.namespace.as_deref() == Some("kube-system") {
+        trim_metadata(&mut o.metadata);
+        return;
+    }
+    trim_owned_metadata(&mut o.metadata);
+    if controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k)) {
+        o.spec = None;
+        return;
+    }
+    let mut t = PodTemplateSpec {
+        metadata: None,
+        spec: o.spec.take(),
+    };
+    trim_pod_template(&mut t);
+    o.spec = t.spec;
 }
 
 /// A PodDisruptionBudget without status or unread metadata.
@@ -212,4 +281,96 @@ pub fn stateful_set(o: &mut StatefulSet) {
 /// A DaemonSet: the trimmed pod template.
 pub fn daemon_set(o: &mut DaemonSet) {
     trim_workload!(o, DaemonSetSpec {});
+}
+
+/// A ReplicaSet: replicas, its controller reference (a Deployment's is judged
+/// through the Deployment) and the trimmed pod template.
+pub fn replica_set(o: &mut ReplicaSet) {
+    o.status = None;
+    trim_owned_metadata(&mut o.metadata);
+    if let Some(s) = o.spec.as_mut() {
+        if let Some(t) = s.template.as_mut() {
+            trim_pod_template(t);
+        }
+        *s = k8s_openapi::api::apps::v1::ReplicaSetSpec {
+            replicas: s.replicas,
+            template: s.template.take(),
+            ..Default::default()
+        };
+    }
+}
+
+/// A ReplicationController: replicas and the trimmed pod template.
+pub fn replication_controller(o: &mut ReplicationController) {
+    o.status = None;
+    trim_unread_metadata(&mut o.metadata, &[]);
+    if let Some(s) = o.spec.as_mut() {
+        if let Some(t) = s.template.as_mut() {
+            trim_pod_template(t);
+        }
+        *s = k8s_openapi::api::core::v1::ReplicationControllerSpec {
+            replicas: s.replicas,
+            template: s.template.take(),
+            ..Default::default()
+        };
+    }
+}
+
+/// A Job: its controller reference (a CronJob's is judged through the
+/// CronJob) and the trimmed pod template.
+pub fn job(o: &mut Job) {
+    o.status = None;
+    trim_owned_metadata(&mut o.metadata);
+    if let Some(s) = o.spec.as_mut() {
+        trim_pod_template(&mut s.template);
+        *s = k8s_openapi::api::batch::v1::JobSpec {
+            template: std::mem::take(&mut s.template),
+            ..Default::default()
+        };
+    }
+}
+
+/// A CronJob: the trimmed pod template of its `jobTemplate`.
+pub fn cron_job(o: &mut CronJob) {
+    o.status = None;
+    trim_unread_metadata(&mut o.metadata, &[]);
+    {
+        let s = &mut o.spec;
+        let template = s
+            .job_template
+            .spec
+            .as_mut()
+            .map(|j| std::mem::take(&mut j.template));
+        let template = template.map(|mut t| {
+            trim_pod_template(&mut t);
+            t
+        });
+        *s = k8s_openapi::api::batch::v1::CronJobSpec {
+            schedule: std::mem::take(&mut s.schedule),
+            job_template: k8s_openapi::api::batch::v1::JobTemplateSpec {
+                metadata: None,
+                spec: template.map(|template| k8s_openapi::api::batch::v1::JobSpec {
+                    template,
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        };
+    }
+}
+
+/// A HorizontalPodAutoscaler: its target and `minReplicas` (the effective
+/// minimum of the workload it scales).
+pub fn horizontal_pod_autoscaler(o: &mut HorizontalPodAutoscaler) {
+    o.status = None;
+    trim_unread_metadata(&mut o.metadata, &[]);
+    {
+        let s = &mut o.spec;
+        *s = k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerSpec {
+            scale_target_ref: std::mem::take(&mut s.scale_target_ref),
+            min_replicas: s.min_replicas,
+            max_replicas: s.max_replicas,
+            ..Default::default()
+        };
+    }
 }

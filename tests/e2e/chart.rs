@@ -230,7 +230,7 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     let app = support::namespace(&client, "lp-app").await;
     let rendered = template(&release_ns.name, &[]);
     let rbac = helm::rbac_documents(&rendered);
-    assert_eq!(rbac.len(), 9, "ServiceAccount + 4 roles + 4 bindings");
+    assert_eq!(rbac.len(), 7, "ServiceAccount + 3 roles + 3 bindings");
     // Cluster-scoped names from the render are shared by all tests: make them unique.
     let suffix = unique_name("lp");
     let sa = format!("{}-{suffix}", helm::SERVICE_ACCOUNT);
@@ -287,8 +287,9 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
     )
     .await;
 
-    // It may read every kind a check reads (Pods only in kube-system), asked
-    // with SelfSubjectAccessReviews (no discovery needed for absent CRDs).
+    // It may list and watch every kind a check reads in every namespace (as
+    // its watches do), asked with SelfSubjectAccessReviews (no discovery
+    // needed for absent CRDs).
     let sa_client = support::client_from(kubeconfig.path()).await.unwrap();
     let reviews: Api<k8s_openapi::api::authorization::v1::SelfSubjectAccessReview> =
         Api::all(sa_client.clone());
@@ -296,11 +297,7 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         .into_iter()
         .filter(|k| k.watchable())
     {
-        let ns = if kind == soc2_operator::snapshot::Kind::Pod {
-            "kube-system"
-        } else {
-            "default"
-        };
+        let ns = "";
         let resource = kind.resource();
         let (plural, group) = resource.split_once('.').unwrap_or((resource.as_str(), ""));
         for verb in ["list", "watch"] {
@@ -358,9 +355,10 @@ async fn the_operator_works_with_the_charts_rbac_and_nothing_more() {
         "delete a NetworkPolicy",
     );
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(sa_client, &app.name);
+    // Pods are read everywhere (bare pods are workloads), never changed.
     forbidden(
-        pods.list(&Default::default()).await.map(|_| ()),
-        "list Pods outside kube-system",
+        pods.delete("any", &Default::default()).await.map(|_| ()),
+        "delete a Pod",
     );
 }
 

@@ -50,7 +50,7 @@ const REVIEWED: &[(&str, Verification, &str)] = &[
     (
         "PodTemplate",
         Verification::Verified,
-        "what the workloads request is the property (mutating webhooks and bare pods are said not to be proven)",
+        "what the pod-creating objects request is the property (mutating webhooks are said not to be proven)",
     ),
     (
         "ContainerImage",

@@ -12,6 +12,7 @@ mod hardening;
 mod incremental;
 mod issue_cases;
 mod network_policy;
+mod pod_kinds;
 mod rbac;
 mod regressions;
 
