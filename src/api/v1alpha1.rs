@@ -218,6 +218,11 @@ pub struct Check {
     /// digest, so what runs is what was reviewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_provenance: Option<ImageProvenanceCheck>,
+    /// CC6.8: the pods of every pod-creating object meet a level of the
+    /// Kubernetes Pod Security Standards (`level`), and/or every namespace has
+    /// the API server enforce one (`namespaceEnforcement`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<PodSecurityCheck>,
 }
 
 impl Check {
@@ -236,6 +241,7 @@ impl Check {
         "workloadSecurity",
         "auditLogging",
         "imageProvenance",
+        "podSecurity",
     ];
 
     /// The CRD's rule that exactly one member of [`Check::MEMBERS`] is set.
@@ -266,6 +272,38 @@ pub struct WorkloadSecurityCheck {
     /// Also report added capabilities other than `NET_BIND_SERVICE` (default false).
     #[serde(default)]
     pub forbid_added_capabilities: bool,
+}
+
+/// The Kubernetes Pod Security Standards (v1.36), field by field as the Pod
+/// Security Admission controller judges a pod: `level` judges the pod specs of
+/// every pod-creating object in scope; `namespaceEnforcement` requires each
+/// namespace in scope to carry `pod-security.kubernetes.io/enforce` with at
+/// least that level. At least one must be set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurityCheck {
+    /// The profile pods must meet: `Baseline` (no known privilege
+    /// escalation) or `Restricted` (current hardening practice, Baseline
+    /// included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<PodSecurityLevel>,
+    /// The least level each namespace in scope must enforce through its
+    /// `pod-security.kubernetes.io/enforce` label (a preventive control: the
+    /// API server refuses pods below it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_enforcement: Option<PodSecurityLevel>,
+}
+
+/// A profile of the Pod Security Standards (the Privileged profile restricts
+/// nothing and is no check).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodSecurityLevel {
+    /// Baseline: no host namespaces, privileged containers, hostPath volumes,
+    /// host ports, unsafe sysctls, extra capabilities or custom profiles.
+    Baseline,
+    /// Restricted: Baseline plus non-root, no privilege escalation, seccomp
+    /// set, capabilities dropped, only inline volume kinds.
+    Restricted,
 }
 
 /// A person's statement that a control holds where the operator cannot see

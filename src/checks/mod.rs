@@ -21,6 +21,7 @@ pub mod backup;
 pub mod encryption;
 pub mod image_provenance;
 pub mod network_policy;
+pub mod pod_security;
 pub mod rbac;
 pub mod workload_security;
 pub mod workloads;
@@ -37,6 +38,7 @@ pub static FAMILIES: &[&dyn Registered] = &[
     &Entry::<workload_security::WorkloadSecurity>::NEW,
     &Entry::<audit_logging::AuditLogging>::NEW,
     &Entry::<image_provenance::ImageProvenance>::NEW,
+    &Entry::<pod_security::PodSecurity>::NEW,
 ];
 
 /// A registered family, callable with the whole `spec.check` (the

@@ -94,6 +94,37 @@ impl<'a> Workload<'a> {
         }
     }
 
+    /// The annotations its pods get (the pod template's, or a bare Pod's
+    /// own), as far as the caches keep them (see `snapshot::trim`).
+    pub fn pod_annotations(self) -> impl Iterator<Item = (&'a String, &'a String)> {
+        let meta = match self {
+            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+            Workload::DaemonSet(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+            Workload::ReplicaSet(r) => r
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.metadata.as_ref()),
+            Workload::ReplicationController(r) => r
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.metadata.as_ref()),
+            Workload::CronJob(c) => c
+                .spec
+                .job_template
+                .spec
+                .as_ref()
+                .and_then(|j| j.template.metadata.as_ref()),
+            Workload::Job(j) => j.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
+            Workload::Pod(p) => Some(&p.metadata),
+        };
+        meta.and_then(|m| m.annotations.as_ref())
+            .into_iter()
+            .flatten()
+    }
+
     /// Containers and init containers of the pod spec (ephemeral containers
     /// are added to running pods by `kubectl debug` and are not declared).
     pub fn all_containers(self) -> impl Iterator<Item = &'a Container> {

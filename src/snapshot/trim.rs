@@ -207,24 +207,68 @@ pub fn pod_disruption_budget(o: &mut PodDisruptionBudget) {
 }
 
 /// Keeps of a pod template what the workload checks read: its labels (PDB
-/// selection), `hostNetwork`/`hostPID`/`hostIPC`, the pod security context,
-/// hostPath volumes, and per container and init container its name, image,
-/// security context and whether it has a readiness probe.
+/// selection) and AppArmor annotations, `hostNetwork`/`hostPID`/`hostIPC`,
+/// `os`, `hostUsers`, `automountServiceAccountToken`, the pod security
+/// context, each volume's name and kind (hostPath whole), ephemeral
+/// containers, and per container and init container its name, image,
+/// security context, host ports, whether it has a readiness probe, and
+/// probes or lifecycle handlers that name a host.
 pub fn trim_pod_template(t: &mut PodTemplateSpec) {
     if let Some(m) = t.metadata.as_mut() {
+        let annotations = m.annotations.take().map(|mut a| {
+            a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
+            a
+        });
         *m = ObjectMeta {
             labels: m.labels.take(),
+            annotations: annotations.filter(|a| !a.is_empty()),
             ..Default::default()
         };
     }
     let Some(spec) = t.spec.take() else {
         return;
     };
+    // Probes and lifecycle handlers are kept whole only when they name a host
+    // (Pod Security Standards); otherwise a readiness probe is kept as a mark.
+    let names_host = |p: &Probe| {
+        p.http_get
+            .as_ref()
+            .is_some_and(|g| g.host.as_ref().is_some_and(|h| !h.is_empty()))
+            || p.tcp_socket
+                .as_ref()
+                .is_some_and(|t| t.host.as_ref().is_some_and(|h| !h.is_empty()))
+    };
+    let lifecycle_host = |l: &k8s_openapi::api::core::v1::Lifecycle| {
+        [l.post_start.as_ref(), l.pre_stop.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|h| {
+                h.http_get
+                    .as_ref()
+                    .is_some_and(|g| g.host.as_ref().is_some_and(|x| !x.is_empty()))
+                    || h.tcp_socket
+                        .as_ref()
+                        .is_some_and(|t| t.host.as_ref().is_some_and(|x| !x.is_empty()))
+            })
+    };
     let container = |c: Container| Container {
         name: c.name,
         image: c.image,
         security_context: c.security_context,
-        readiness_probe: c.readiness_probe.map(|_| Probe::default()),
+        readiness_probe: c
+            .readiness_probe
+            .map(|p| if names_host(&p) { p } else { Probe::default() }),
+        liveness_probe: c.liveness_probe.filter(|p| names_host(p)),
+        startup_probe: c.startup_probe.filter(|p| names_host(p)),
+        lifecycle: c.lifecycle.filter(|l| lifecycle_host(l)),
+        ports: c
+            .ports
+            .map(|ps| {
+                ps.into_iter()
+                    .filter(|p| p.host_port.is_some_and(|h| h != 0))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|ps| !ps.is_empty()),
         ..Default::default()
     };
     t.spec = Some(PodSpec {
@@ -236,19 +280,63 @@ pub fn trim_pod_template(t: &mut PodTemplateSpec) {
         host_pid: spec.host_pid,
         host_ipc: spec.host_ipc,
         security_context: spec.security_context,
-        volumes: spec.volumes.map(|vs| {
-            vs.into_iter()
-                .filter(|v| v.host_path.is_some())
-                .map(|v| Volume {
-                    name: v.name,
-                    host_path: v.host_path,
-                    ..Default::default()
-                })
-                .collect()
-        }),
+        volumes: spec
+            .volumes
+            .map(|vs| vs.into_iter().map(volume_kind).collect()),
+        os: spec.os,
+        host_users: spec.host_users,
+        automount_service_account_token: spec.automount_service_account_token,
+        ephemeral_containers: spec.ephemeral_containers,
         ..Default::default()
     });
 }
+
+/// A volume reduced to its name and which source it is (an empty source of
+/// that kind; `hostPath` kept whole). Every field of `Volume` is listed, so a
+/// source added to the API is a compile error here, not a volume of no kind.
+fn volume_kind(v: Volume) -> Volume {
+    fn mark<T: Default>(o: Option<T>) -> Option<T> {
+        o.map(|_| T::default())
+    }
+    Volume {
+        name: v.name,
+        host_path: v.host_path,
+        aws_elastic_block_store: mark(v.aws_elastic_block_store),
+        azure_disk: mark(v.azure_disk),
+        azure_file: mark(v.azure_file),
+        cephfs: mark(v.cephfs),
+        cinder: mark(v.cinder),
+        config_map: mark(v.config_map),
+        csi: mark(v.csi),
+        downward_api: mark(v.downward_api),
+        empty_dir: mark(v.empty_dir),
+        ephemeral: mark(v.ephemeral),
+        fc: mark(v.fc),
+        flex_volume: mark(v.flex_volume),
+        flocker: mark(v.flocker),
+        gce_persistent_disk: mark(v.gce_persistent_disk),
+        git_repo: mark(v.git_repo),
+        glusterfs: mark(v.glusterfs),
+        image: mark(v.image),
+        iscsi: mark(v.iscsi),
+        nfs: mark(v.nfs),
+        persistent_volume_claim: mark(v.persistent_volume_claim),
+        photon_persistent_disk: mark(v.photon_persistent_disk),
+        portworx_volume: mark(v.portworx_volume),
+        projected: mark(v.projected),
+        quobyte: mark(v.quobyte),
+        rbd: mark(v.rbd),
+        scale_io: mark(v.scale_io),
+        secret: mark(v.secret),
+        storageos: mark(v.storageos),
+        vsphere_volume: mark(v.vsphere_volume),
+    }
+}
+
+/// The prefix of the deprecated per-container AppArmor annotations of a pod
+/// template, kept by [`trim_pod_template`] (the Pod Security Standards read
+/// them).
+pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// Trims a workload (`Deployment`, `StatefulSet`, `DaemonSet`): no status, no
 /// unread metadata, the pod template as [`trim_pod_template`] keeps it, and of

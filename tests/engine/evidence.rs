@@ -73,6 +73,11 @@ const REVIEWED: &[(&str, Verification, &str)] = &[
         "a policy of level None records nothing",
     ),
     (
+        "PodSecurityAdmissionLabel",
+        Verification::Configured,
+        "a label the PodSecurity admission plugin should enforce; its exemptions are not visible",
+    ),
+    (
         "StorageClass",
         Verification::Configured,
         "parameters the provisioner should honour",

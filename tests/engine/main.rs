@@ -13,6 +13,7 @@ mod incremental;
 mod issue_cases;
 mod network_policy;
 mod pod_kinds;
+mod pod_security;
 mod rbac;
 mod regressions;
 
