@@ -41,7 +41,7 @@ pub static POD_SPECS: EvidenceKind = EvidenceKind {
     source: "PodTemplate",
     verification: Verification::Verified,
     proves: "every field the Pod Security Standards (v1.36) restrict, in the pod specs of every pod-creating object in scope (workloads, ReplicaSets and Jobs without an owner read here, ReplicationControllers, CronJobs, bare Pods)",
-    does_not_prove: "pods changed by a mutating webhook after admission, or pods of controllers the operator does not read (their pods are judged as bare pods)",
+    does_not_prove: "pods changed by a mutating webhook after admission; pods that still run an older template (an old ReplicaSet of a Deployment, OnDelete StatefulSets and DaemonSets), since owned pods are judged through their owner's current template; ephemeral containers added to pods of a controller (kubectl debug); pods of controllers the operator does not read are judged as bare pods",
 };
 
 /// The namespaces' Pod Security Admission labels.
@@ -50,7 +50,7 @@ pub static NAMESPACE_LABELS: EvidenceKind = EvidenceKind {
     source: "PodSecurityAdmissionLabel",
     verification: Verification::Configured,
     proves: "each namespace in scope carries pod-security.kubernetes.io/enforce with at least the required level",
-    does_not_prove: "exemptions in the API server's PodSecurity admission configuration (users, runtime classes, namespaces), that the PodSecurity admission plugin is enabled, or anything about pods admitted before the label was set",
+    does_not_prove: "exemptions in the API server's PodSecurity admission configuration (users, runtime classes, namespaces), that the PodSecurity admission plugin is enabled, anything about pods admitted before the label was set, or which version of the standard is enforced (pod-security.kubernetes.io/enforce-version pins an older one; an unknown level value is taken as no enforcement here, as Restricted by the API server)",
 };
 
 /// The namespace label Pod Security Admission enforces.

@@ -179,15 +179,21 @@ fn trim_owned_metadata(meta: &mut ObjectMeta) {
 /// flags, labels, the mirror annotation). Elsewhere, a pod whose controller
 /// is of a kind in [`POD_OWNER_KINDS`] keeps only its name and controller
 /// reference (it is judged through its owner: at 10,000 namespaces these are
-/// most of the cached pods); a bare pod keeps its controller reference and
-/// the spec as [`trim_pod_template`] keeps a template's.
+/// most of the cached pods); a bare pod keeps its controller reference, its
+/// AppArmor annotations and the spec as [`trim_pod_template`] keeps a
+/// template's.
 pub fn pod(o: &mut Pod) {
     o.status = None;
     if o.metadata.namespace.as_deref() == Some("kube-system") {
         trim_metadata(&mut o.metadata);
         return;
     }
+    let apparmor = o.metadata.annotations.take().map(|mut a| {
+        a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
+        a
+    });
     trim_owned_metadata(&mut o.metadata);
+    o.metadata.annotations = apparmor.filter(|a| !a.is_empty());
     if controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k)) {
         o.spec = None;
         return;

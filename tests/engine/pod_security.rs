@@ -115,6 +115,15 @@ fn apparmor_annotations_of_a_pod_template_are_read() {
     assert!(reasons("Baseline", &deploy("localhost/k8s-web")).is_empty());
 }
 
+/// The deprecated annotation is all a Windows pod (or one created before
+/// v1.30) carries: the API server copies it into the field only for Linux
+/// pods. The caches keep it on bare pods too.
+#[test]
+fn apparmor_annotations_of_a_bare_pod_are_read() {
+    let doc = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: app\n  annotations: {container.apparmor.security.beta.kubernetes.io/c: unconfined}\nspec:\n  os: {name: windows}\n  containers: [{name: c, image: \"x:1\"}]\n";
+    assert_eq!(reasons("Baseline", doc), vec!["AppArmorProfile"]);
+}
+
 #[test]
 fn namespaces_enforce_at_least_the_required_level() {
     let ns = |name: &str, label: Option<&str>| {
