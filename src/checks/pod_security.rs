@@ -189,34 +189,32 @@ struct C<'a> {
     lifecycle: Option<&'a Lifecycle>,
 }
 
+/// The view of a `Container` or an `EphemeralContainer` (the same fields,
+/// two types).
+macro_rules! view {
+    ($c:expr) => {
+        C {
+            name: &$c.name,
+            sc: $c.security_context.as_ref(),
+            ports: $c.ports.as_deref().unwrap_or(&[]),
+            probes: [
+                $c.liveness_probe.as_ref(),
+                $c.readiness_probe.as_ref(),
+                $c.startup_probe.as_ref(),
+            ],
+            lifecycle: $c.lifecycle.as_ref(),
+        }
+    };
+}
+
 fn containers(pod: &PodSpec) -> Vec<C<'_>> {
     let plain = pod
         .init_containers
         .iter()
         .flatten()
         .chain(pod.containers.iter())
-        .map(|c| C {
-            name: &c.name,
-            sc: c.security_context.as_ref(),
-            ports: c.ports.as_deref().unwrap_or(&[]),
-            probes: [
-                c.liveness_probe.as_ref(),
-                c.readiness_probe.as_ref(),
-                c.startup_probe.as_ref(),
-            ],
-            lifecycle: c.lifecycle.as_ref(),
-        });
-    let ephemeral = pod.ephemeral_containers.iter().flatten().map(|c| C {
-        name: &c.name,
-        sc: c.security_context.as_ref(),
-        ports: c.ports.as_deref().unwrap_or(&[]),
-        probes: [
-            c.liveness_probe.as_ref(),
-            c.readiness_probe.as_ref(),
-            c.startup_probe.as_ref(),
-        ],
-        lifecycle: c.lifecycle.as_ref(),
-    });
+        .map(|c| view!(c));
+    let ephemeral = pod.ephemeral_containers.iter().flatten().map(|c| view!(c));
     plain.chain(ephemeral).collect()
 }
 

@@ -12,7 +12,7 @@
 //! Dependents").
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ReplicationController};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ReplicationController};
 
 use crate::api::Violation;
 use crate::snapshot::trim::{POD_OWNER_KINDS, controller_kind};
@@ -67,30 +67,26 @@ pub enum Workload<'a> {
 }
 
 impl<'a> Workload<'a> {
+    /// The pod template of a pod-creating controller (`None` for a bare Pod,
+    /// or when the object has none).
+    fn template(self) -> Option<&'a PodTemplateSpec> {
+        match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
+            Workload::ReplicaSet(r) => r.spec.as_ref().and_then(|s| s.template.as_ref()),
+            Workload::ReplicationController(r) => r.spec.as_ref().and_then(|s| s.template.as_ref()),
+            Workload::CronJob(c) => c.spec.job_template.spec.as_ref().map(|j| &j.template),
+            Workload::Job(j) => j.spec.as_ref().map(|s| &s.template),
+            Workload::Pod(_) => None,
+        }
+    }
+
     /// The pod spec its pods get (`None` when the object has none).
     pub fn pod_spec(self) -> Option<&'a PodSpec> {
         match self {
-            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            Workload::DaemonSet(d) => d.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
-            Workload::ReplicaSet(r) => r
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .and_then(|t| t.spec.as_ref()),
-            Workload::ReplicationController(r) => r
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .and_then(|t| t.spec.as_ref()),
-            Workload::CronJob(c) => c
-                .spec
-                .job_template
-                .spec
-                .as_ref()
-                .and_then(|j| j.template.spec.as_ref()),
-            Workload::Job(j) => j.spec.as_ref().and_then(|s| s.template.spec.as_ref()),
             Workload::Pod(p) => p.spec.as_ref(),
+            _ => self.template().and_then(|t| t.spec.as_ref()),
         }
     }
 
@@ -98,27 +94,8 @@ impl<'a> Workload<'a> {
     /// own), as far as the caches keep them (see `snapshot::trim`).
     pub fn pod_annotations(self) -> impl Iterator<Item = (&'a String, &'a String)> {
         let meta = match self {
-            Workload::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-            Workload::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-            Workload::DaemonSet(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-            Workload::ReplicaSet(r) => r
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .and_then(|t| t.metadata.as_ref()),
-            Workload::ReplicationController(r) => r
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .and_then(|t| t.metadata.as_ref()),
-            Workload::CronJob(c) => c
-                .spec
-                .job_template
-                .spec
-                .as_ref()
-                .and_then(|j| j.template.metadata.as_ref()),
-            Workload::Job(j) => j.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
             Workload::Pod(p) => Some(&p.metadata),
+            _ => self.template().and_then(|t| t.metadata.as_ref()),
         };
         meta.and_then(|m| m.annotations.as_ref())
             .into_iter()

@@ -377,37 +377,36 @@ pub fn daemon_set(o: &mut DaemonSet) {
     trim_workload!(o, DaemonSetSpec {});
 }
 
+/// Trims a controller whose pod template is optional (`ReplicaSet`,
+/// `ReplicationController`): no status, unread metadata dropped but the
+/// controller reference kept, and of the spec only replicas and the template
+/// as [`trim_pod_template`] keeps it.
+macro_rules! trim_replicated {
+    ($o:ident, $($spec:ident)::+) => {{
+        $o.status = None;
+        trim_owned_metadata(&mut $o.metadata);
+        if let Some(s) = $o.spec.as_mut() {
+            if let Some(t) = s.template.as_mut() {
+                trim_pod_template(t);
+            }
+            *s = $($spec)::+ {
+                replicas: s.replicas,
+                template: s.template.take(),
+                ..Default::default()
+            };
+        }
+    }};
+}
+
 /// A ReplicaSet: replicas, its controller reference (a Deployment's is judged
 /// through the Deployment) and the trimmed pod template.
 pub fn replica_set(o: &mut ReplicaSet) {
-    o.status = None;
-    trim_owned_metadata(&mut o.metadata);
-    if let Some(s) = o.spec.as_mut() {
-        if let Some(t) = s.template.as_mut() {
-            trim_pod_template(t);
-        }
-        *s = k8s_openapi::api::apps::v1::ReplicaSetSpec {
-            replicas: s.replicas,
-            template: s.template.take(),
-            ..Default::default()
-        };
-    }
+    trim_replicated!(o, k8s_openapi::api::apps::v1::ReplicaSetSpec);
 }
 
 /// A ReplicationController: replicas and the trimmed pod template.
 pub fn replication_controller(o: &mut ReplicationController) {
-    o.status = None;
-    trim_unread_metadata(&mut o.metadata, &[]);
-    if let Some(s) = o.spec.as_mut() {
-        if let Some(t) = s.template.as_mut() {
-            trim_pod_template(t);
-        }
-        *s = k8s_openapi::api::core::v1::ReplicationControllerSpec {
-            replicas: s.replicas,
-            template: s.template.take(),
-            ..Default::default()
-        };
-    }
+    trim_replicated!(o, k8s_openapi::api::core::v1::ReplicationControllerSpec);
 }
 
 /// A Job: its controller reference (a CronJob's is judged through the
