@@ -41,7 +41,7 @@ use crate::resources::volume_snapshot::VolumeSnapshot;
 use crate::snapshot::{Kind, KindSet, labels_of, name_of, namespace_of};
 use crate::vocabulary::{
     Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, human, list_some, member,
-    parse_duration, parse_time, violation,
+    parse_duration, parse_time, selects_everything, violation,
 };
 
 /// The storage location name a backup uses when neither it nor the default
@@ -201,13 +201,6 @@ pub fn age(completion: Option<&str>, now: Timestamp) -> Result<SignedDuration, S
     Ok(age)
 }
 
-/// Whether a label selector selects every object: no `matchLabels` and no
-/// `matchExpressions` (Velero: "If empty or nil, all objects are included").
-fn selects_all(s: &LabelSelector) -> bool {
-    s.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-}
-
 /// A label selector in short form: `k=v, key In (a, b)`.
 fn selector_text(s: &LabelSelector) -> String {
     let labels = s
@@ -233,11 +226,11 @@ fn selector_text(s: &LabelSelector) -> String {
 /// (`includeClusterResources`, `…ClusterScopedResources`) are not read.
 pub fn narrowed(t: &BackupTemplate, prefix: &str) -> Vec<String> {
     let mut why = Vec::new();
-    if let Some(s) = t.label_selector.as_ref().filter(|s| !selects_all(s)) {
+    if let Some(s) = t.label_selector.as_ref().filter(|s| !selects_everything(s)) {
         why.push(format!("{prefix}labelSelector {{{}}}", selector_text(s)));
     }
     let or = t.or_label_selectors.as_deref().unwrap_or_default();
-    if !or.is_empty() && !or.iter().any(selects_all) {
+    if !or.is_empty() && !or.iter().any(selects_everything) {
         let each: Vec<String> = or
             .iter()
             .map(|s| format!("{{{}}}", selector_text(s)))

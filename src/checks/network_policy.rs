@@ -35,7 +35,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use crate::api::{NetworkPolicyCheck, Verification};
 use crate::snapshot::{Kind, KindSet, name_of};
 use crate::vocabulary::{
-    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, violation,
+    Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, selects_everything,
+    violation,
 };
 
 /// The NetworkPolicies themselves: a setting the network plugin enforces.
@@ -106,12 +107,6 @@ fn affects(policy: &NetworkPolicy, dir: Direction) -> bool {
     }
 }
 
-/// Whether a label selector is empty (`{}`): it selects everything.
-fn is_empty_selector(sel: &LabelSelector) -> bool {
-    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-}
-
 /// The label the control plane sets, immutably, on every Namespace to its name.
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -131,7 +126,7 @@ fn selects_all_pods(policy: &NetworkPolicy) -> bool {
     policy
         .spec
         .as_ref()
-        .is_some_and(|s| s.pod_selector.as_ref().is_none_or(is_empty_selector))
+        .is_some_and(|s| s.pod_selector.as_ref().is_none_or(selects_everything))
 }
 
 fn rule_count(policy: &NetworkPolicy, dir: Direction) -> usize {
@@ -268,7 +263,7 @@ fn reach(peers: Option<&Vec<NetworkPolicyPeer>>, ports: Option<&Vec<NetworkPolic
         if p.namespace_selector
             .as_ref()
             .is_some_and(selects_all_namespaces)
-            && p.pod_selector.as_ref().is_none_or(is_empty_selector)
+            && p.pod_selector.as_ref().is_none_or(selects_everything)
         {
             r.all_pods = true;
         }

@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::workloads::{self, Workload};
 use crate::api::{PodSecurityCheck, PodSecurityLevel, Verification};
-use crate::snapshot::trim::APPARMOR_ANNOTATION_PREFIX;
+use crate::snapshot::trim::{APPARMOR_ANNOTATION_PREFIX, lifecycle_names_host, probe_names_host};
 use crate::snapshot::{Kind, KindSet, labels_of};
 use crate::vocabulary::{
     Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, list_some, member, violation,
@@ -141,13 +141,6 @@ fn rank(label: &str) -> Option<u8> {
     }
 }
 
-fn level_rank(l: PodSecurityLevel) -> u8 {
-    match l {
-        PodSecurityLevel::Baseline => 1,
-        PodSecurityLevel::Restricted => 2,
-    }
-}
-
 /// `namespaceEnforcement`: the Namespace enforces at least `level`.
 fn namespace_label(cx: &Context, ns: &str, level: PodSecurityLevel, out: &mut Outcome) {
     let Some(n) = cx.objects::<Namespace>().get("", ns) else {
@@ -155,7 +148,10 @@ fn namespace_label(cx: &Context, ns: &str, level: PodSecurityLevel, out: &mut Ou
     };
     out.resources_checked += 1;
     let label = labels_of(n.as_ref()).get(ENFORCE_LABEL).map(String::as_str);
-    if label.and_then(rank).is_some_and(|r| r >= level_rank(level)) {
+    if label
+        .and_then(rank)
+        .is_some_and(|r| Some(r) >= rank(level_name(level)))
+    {
         return;
     }
     let found = match label {
@@ -172,6 +168,7 @@ fn namespace_label(cx: &Context, ns: &str, level: PodSecurityLevel, out: &mut Ou
     ));
 }
 
+/// The level as the `pod-security.kubernetes.io/enforce` label spells it.
 fn level_name(l: PodSecurityLevel) -> &'static str {
     match l {
         PodSecurityLevel::Baseline => "baseline",
@@ -409,21 +406,8 @@ fn baseline_host(pod: &PodSpec, cs: &[C]) -> Vec<(&'static str, String)> {
 
 /// Whether a probe or lifecycle handler of `c` names a `host`.
 fn host_in_handlers(c: &C) -> bool {
-    let set = |h: Option<&String>| h.is_some_and(|h| !h.is_empty());
-    let probe = |p: &Probe| {
-        set(p.http_get.as_ref().and_then(|g| g.host.as_ref()))
-            || set(p.tcp_socket.as_ref().and_then(|t| t.host.as_ref()))
-    };
-    let handlers = c
-        .lifecycle
-        .into_iter()
-        .flat_map(|l| [l.post_start.as_ref(), l.pre_stop.as_ref()])
-        .flatten();
-    c.probes.iter().flatten().any(|p| probe(p))
-        || handlers.into_iter().any(|h| {
-            set(h.http_get.as_ref().and_then(|g| g.host.as_ref()))
-                || set(h.tcp_socket.as_ref().and_then(|t| t.host.as_ref()))
-        })
+    c.probes.iter().flatten().any(|p| probe_names_host(p))
+        || c.lifecycle.is_some_and(lifecycle_names_host)
 }
 
 /// AppArmor at Baseline: the pod's and containers' `appArmorProfile.type`,

@@ -8,8 +8,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Container, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
-    Probe, ReplicationController, Volume,
+    Container, Lifecycle, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec,
+    PodTemplateSpec, Probe, ReplicationController, Volume,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -188,12 +188,9 @@ pub fn pod(o: &mut Pod) {
         trim_metadata(&mut o.metadata);
         return;
     }
-    let apparmor = o.metadata.annotations.take().map(|mut a| {
-        a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
-        a
-    });
+    let apparmor = apparmor_only(o.metadata.annotations.take());
     trim_owned_metadata(&mut o.metadata);
-    o.metadata.annotations = apparmor.filter(|a| !a.is_empty());
+    o.metadata.annotations = apparmor;
     if controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k)) {
         o.spec = None;
         return;
@@ -221,13 +218,9 @@ pub fn pod_disruption_budget(o: &mut PodDisruptionBudget) {
 /// probes or lifecycle handlers that name a host.
 pub fn trim_pod_template(t: &mut PodTemplateSpec) {
     if let Some(m) = t.metadata.as_mut() {
-        let annotations = m.annotations.take().map(|mut a| {
-            a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
-            a
-        });
         *m = ObjectMeta {
             labels: m.labels.take(),
-            annotations: annotations.filter(|a| !a.is_empty()),
+            annotations: apparmor_only(m.annotations.take()),
             ..Default::default()
         };
     }
@@ -236,37 +229,20 @@ pub fn trim_pod_template(t: &mut PodTemplateSpec) {
     };
     // Probes and lifecycle handlers are kept whole only when they name a host
     // (Pod Security Standards); otherwise a readiness probe is kept as a mark.
-    let names_host = |p: &Probe| {
-        p.http_get
-            .as_ref()
-            .is_some_and(|g| g.host.as_ref().is_some_and(|h| !h.is_empty()))
-            || p.tcp_socket
-                .as_ref()
-                .is_some_and(|t| t.host.as_ref().is_some_and(|h| !h.is_empty()))
-    };
-    let lifecycle_host = |l: &k8s_openapi::api::core::v1::Lifecycle| {
-        [l.post_start.as_ref(), l.pre_stop.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|h| {
-                h.http_get
-                    .as_ref()
-                    .is_some_and(|g| g.host.as_ref().is_some_and(|x| !x.is_empty()))
-                    || h.tcp_socket
-                        .as_ref()
-                        .is_some_and(|t| t.host.as_ref().is_some_and(|x| !x.is_empty()))
-            })
-    };
     let container = |c: Container| Container {
         name: c.name,
         image: c.image,
         security_context: c.security_context,
-        readiness_probe: c
-            .readiness_probe
-            .map(|p| if names_host(&p) { p } else { Probe::default() }),
-        liveness_probe: c.liveness_probe.filter(|p| names_host(p)),
-        startup_probe: c.startup_probe.filter(|p| names_host(p)),
-        lifecycle: c.lifecycle.filter(|l| lifecycle_host(l)),
+        readiness_probe: c.readiness_probe.map(|p| {
+            if probe_names_host(&p) {
+                p
+            } else {
+                Probe::default()
+            }
+        }),
+        liveness_probe: c.liveness_probe.filter(probe_names_host),
+        startup_probe: c.startup_probe.filter(probe_names_host),
+        lifecycle: c.lifecycle.filter(lifecycle_names_host),
         ports: c
             .ports
             .map(|ps| {
@@ -337,6 +313,38 @@ fn volume_kind(v: Volume) -> Volume {
         storageos: mark(v.storageos),
         vsphere_volume: mark(v.vsphere_volume),
     }
+}
+
+/// Whether an `httpGet` or `tcpSocket` action names a `host` (the Pod
+/// Security Standards forbid it in probes and lifecycle handlers).
+fn action_names_host(
+    http: Option<&k8s_openapi::api::core::v1::HTTPGetAction>,
+    tcp: Option<&k8s_openapi::api::core::v1::TCPSocketAction>,
+) -> bool {
+    let set = |h: Option<&String>| h.is_some_and(|h| !h.is_empty());
+    set(http.and_then(|g| g.host.as_ref())) || set(tcp.and_then(|t| t.host.as_ref()))
+}
+
+/// Whether a probe names a `host`.
+pub fn probe_names_host(p: &Probe) -> bool {
+    action_names_host(p.http_get.as_ref(), p.tcp_socket.as_ref())
+}
+
+/// Whether a `postStart` or `preStop` handler names a `host`.
+pub fn lifecycle_names_host(l: &Lifecycle) -> bool {
+    [l.post_start.as_ref(), l.pre_stop.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|h| action_names_host(h.http_get.as_ref(), h.tcp_socket.as_ref()))
+}
+
+/// Of `annotations`, only the AppArmor ones (`None` when none are left).
+fn apparmor_only(
+    annotations: Option<BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    let mut a = annotations?;
+    a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
+    (!a.is_empty()).then_some(a)
 }
 
 /// The prefix of the deprecated per-container AppArmor annotations of a pod

@@ -19,7 +19,7 @@ use crate::snapshot::{ApiServerMetrics, Kind, KindSet, Objects, Snapshot, Stored
 mod parse;
 mod text;
 
-pub use parse::{human, parse_duration, parse_selector, parse_time};
+pub use parse::{human, parse_duration, parse_selector, parse_time, selects_everything};
 pub use text::{MAX_CONDITION_MESSAGE, MAX_VIOLATION_MESSAGE, list_some, truncate};
 
 /// One check family: a member of `spec.check` and how it is evaluated.

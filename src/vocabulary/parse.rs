@@ -135,3 +135,14 @@ pub fn parse_selector(field: &str, selector: &LabelSelector) -> Result<Selector,
     }
     Selector::try_from(selector.clone()).map_err(|e| InvalidSpec::new(field, e.to_string()))
 }
+
+/// Whether a label selector is empty (no `matchLabels`, no
+/// `matchExpressions`), which selects every object ("an empty label selector
+/// matches all objects", Kubernetes "Labels and Selectors").
+pub fn selects_everything(selector: &LabelSelector) -> bool {
+    selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
+}

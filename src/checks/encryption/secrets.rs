@@ -67,11 +67,11 @@ fn secret_counts(m: &ApiServerMetrics) -> Option<SecretCounts> {
 /// Judges Secret encryption at rest into `out`.
 pub(super) fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) {
     let before = (out.evidence.len(), out.violations.len());
-    flags(cx, out);
+    let replicas = flags(cx, out);
     configurations(cx, out);
     if let Some(m) = cx.apiserver_metrics() {
         match secret_counts(m) {
-            Some(c) => counts(cx, &c, out),
+            Some(c) => counts(cx, &c, replicas, out),
             None => created_without_transformation(cx, m, out),
         }
     }
@@ -90,8 +90,9 @@ pub(super) fn secrets(spec: &SecretEncryption, cx: &Context, out: &mut Outcome) 
 /// are violations, encrypting writes and nothing plain is evidence. An
 /// attestation does not outweigh them: the API server itself wrote or read
 /// Secrets in plain text, which a copy of etcd or its backups discloses
-/// whatever encrypts the disks below.
-fn counts(cx: &Context, c: &SecretCounts, out: &mut Outcome) {
+/// whatever encrypts the disks below. With more than one kube-apiserver
+/// replica visible (`replicas`) the counts are one replica's: Configured.
+fn counts(cx: &Context, c: &SecretCounts, replicas: usize, out: &mut Outcome) {
     if c.plain_writes > 0.0 {
         out.violations.push(cx.control_violation(
             "SecretsWrittenUnencrypted",
@@ -116,7 +117,6 @@ fn counts(cx: &Context, c: &SecretCounts, out: &mut Outcome) {
             c.encrypted.join(", ")
         );
         // Each replica counts its own writes; a reading reaches one of them.
-        let replicas = apiserver::pods(cx).count();
         out.evidence.push(if replicas > 1 {
             SECRETS_WRITTEN_ONE_REPLICA.evidence(format!(
                 "{what}; the reading comes from one of {replicas} kube-apiserver replicas"
@@ -149,8 +149,9 @@ fn created_without_transformation(cx: &Context, m: &ApiServerMetrics, out: &mut 
 }
 
 /// The `--encryption-provider-config` flag on every kube-apiserver replica
-/// (Configured); a replica without it writes Secrets in plain text.
-fn flags(cx: &Context, out: &mut Outcome) {
+/// (Configured); a replica without it writes Secrets in plain text. Returns
+/// how many replicas are visible.
+fn flags(cx: &Context, out: &mut Outcome) -> usize {
     let pods: Vec<&Pod> = apiserver::pods(cx).collect();
     out.resources_checked += pods.len() as u64;
     let (with, without): (Vec<&Pod>, Vec<&Pod>) = pods
@@ -175,6 +176,7 @@ fn flags(cx: &Context, out: &mut Outcome) {
             list_some(&names, 5)
         )));
     }
+    pods.len()
 }
 
 /// Offline `EncryptionConfiguration`s, judged by the first provider that

@@ -233,7 +233,11 @@ fn cluster_role_facts<'a>(all: &[&'a ClusterRole]) -> BTreeMap<&'a str, RoleFact
         .filter(|(_, f)| f.admin || !f.risks.is_empty())
         .map(|(n, _)| *n)
         .collect();
-    for (name, rules) in &rules {
+    // Only roles that may bind some ClusterRole can bind a powerful one.
+    for (name, rules) in rules
+        .iter()
+        .filter(|(_, r)| rules::binds_any_cluster_role(r))
+    {
         let target = powerful
             .iter()
             .find(|p| rules::binds_cluster_role(rules, p));
@@ -317,7 +321,11 @@ fn evaluate(spec: &RbacCheck, cx: &Context) -> Outcome {
     let all = all_cluster_roles(cx);
     let facts = cluster_role_facts(&all);
     let powers = reaches_others(spec).then(|| reach::powers(cx, &facts));
-    let cluster = Roles { facts, powers };
+    let cluster = Roles {
+        facts,
+        powers,
+        risks: requested_risks(spec),
+    };
     for crb in cx.objects::<ClusterRoleBinding>().iter() {
         out.resources_checked += 1;
         let view = BindingView {
@@ -386,6 +394,8 @@ type Make<'m> = dyn Fn(&str, String) -> Violation + 'm;
 struct Roles<'a> {
     facts: BTreeMap<&'a str, RoleFacts>,
     powers: Option<reach::Powers>,
+    /// The risks the Control asks about ([`requested_risks`]), once.
+    risks: BTreeSet<RiskyGrant>,
 }
 
 /// Whether `spec` asks about grants that reach other identities'
@@ -433,9 +443,9 @@ fn check_binding(
         return;
     };
     for s in judged {
-        grants_to(spec, b, &f, s, out, make);
+        grants_to(spec, cluster, b, &f, s, out, make);
         if let Some(p) = &cluster.powers {
-            reached(spec, b, &f, s, p, out, make);
+            reached(&cluster.risks, b, &f, s, p, out, make);
         }
     }
 }
@@ -443,6 +453,7 @@ fn check_binding(
 /// The findings of one subject outside the allow-list holding role facts `f`.
 fn grants_to(
     spec: &RbacCheck,
+    cluster: &Roles,
     b: &BindingView,
     f: &RoleFacts,
     s: &Subject,
@@ -458,8 +469,8 @@ fn grants_to(
         ));
         return;
     }
-    let risks = requested_risks(spec);
-    for risk in &risks {
+    let risks = &cluster.risks;
+    for risk in risks {
         if f.risks.contains(risk) && (b.cluster_wide || !rules::cluster_wide_only(*risk)) {
             let (reason, what) = rules::describe(*risk);
             out.violations
@@ -492,7 +503,7 @@ fn grants_to(
 /// (`ServiceAccountPrivilegesReachable`; cluster-wide grants are reported as
 /// such by [`grants_to`]).
 fn reached(
-    spec: &RbacCheck,
+    risks: &BTreeSet<RiskyGrant>,
     b: &BindingView,
     f: &RoleFacts,
     s: &Subject,
@@ -500,7 +511,6 @@ fn reached(
     out: &mut Outcome,
     make: &Make,
 ) {
-    let risks = requested_risks(spec);
     let (who, role) = (
         subjects::describe_subject(s),
         format!("{} {}", b.role_ref.kind, b.role_ref.name),

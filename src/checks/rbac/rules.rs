@@ -222,6 +222,12 @@ pub fn cluster_wide_only(risk: RiskyGrant) -> bool {
     )
 }
 
+/// Whether `rules` allow `bind` on some ClusterRole (every one, or some by
+/// name).
+pub fn binds_any_cluster_role(rules: &[&PolicyRule]) -> bool {
+    reaches(rules, RBAC_GROUP, "clusterroles", "bind")
+}
+
 /// Whether `rules` allow `bind` on the ClusterRole named `name` (by name or
 /// on every ClusterRole).
 pub fn binds_cluster_role(rules: &[&PolicyRule], name: &str) -> bool {
