@@ -223,6 +223,15 @@ pub struct Check {
     /// the API server enforce one (`namespaceEnforcement`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_security: Option<PodSecurityCheck>,
+    /// A1.1: every container of every pod-creating object declares resource
+    /// requests (and limits, where asked), or its namespace's LimitRange
+    /// supplies them; optionally every namespace has a ResourceQuota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityCheck>,
+    /// CC6.1: pods get no ServiceAccount token mounted unless their
+    /// ServiceAccount is allowed to call the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_tokens: Option<ServiceAccountTokenCheck>,
 }
 
 impl Check {
@@ -242,6 +251,8 @@ impl Check {
         "auditLogging",
         "imageProvenance",
         "podSecurity",
+        "capacity",
+        "serviceAccountTokens",
     ];
 
     /// The CRD's rule that exactly one member of [`Check::MEMBERS`] is set.
@@ -272,6 +283,82 @@ pub struct WorkloadSecurityCheck {
     /// Also report added capabilities other than `NET_BIND_SERVICE` (default false).
     #[serde(default)]
     pub forbid_added_capabilities: bool,
+}
+
+/// ServiceAccount tokens (least privilege, CC6.1): the pods of every
+/// pod-creating object in scope get no API credential mounted — the pod
+/// spec's `automountServiceAccountToken` is `false`, or it is absent and
+/// the pod's ServiceAccount sets it `false` (Kubernetes "Configure Service
+/// Accounts for Pods": the pod's setting wins; absent on both means
+/// mounted) — unless the pod's ServiceAccount is in
+/// `allowedServiceAccounts` (workloads that call the API: operators,
+/// controllers).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountTokenCheck {
+    /// ServiceAccounts whose pods may mount a token, as `namespace/name`
+    /// (at most 100), e.g. `monitoring/prometheus-operator`.
+    #[serde(default)]
+    #[schemars(
+        length(max = 100),
+        inner(
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+            length(max = 317)
+        )
+    )]
+    pub allowed_service_accounts: Vec<String>,
+}
+
+/// Capacity (TSC A1.1: current processing capacity is managed): every
+/// container (and init container) of every pod-creating object in scope
+/// declares a request for each of `requests` and a limit for each of
+/// `limits`, or the namespace has a LimitRange whose `Container` defaults
+/// supply it (Kubernetes "Resource Management for Pods and Containers" and
+/// "Limit Ranges": a limit without a request makes the request equal to
+/// it; a LimitRange's `default` implies its `defaultRequest`, its `max` its
+/// `default`, its `min` its `defaultRequest`); with `requireResourceQuota`
+/// every namespace in scope has a ResourceQuota. At least one of the three
+/// must ask for something.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.requests) && size(self.requests) > 0) || (has(self.limits) && size(self.limits) > 0) || (has(self.requireResourceQuota) && self.requireResourceQuota)").message("set requests, limits or requireResourceQuota: this check would check nothing"))]
+pub struct CapacityCheck {
+    /// Resource names every container must request (default `[cpu,
+    /// memory]`; at most 16), e.g. `ephemeral-storage` or an extended
+    /// resource such as `nvidia.com/gpu`.
+    #[serde(default = "default_capacity_requests")]
+    #[schemars(length(max = 16), inner(regex(pattern = RESOURCE_NAME_PATTERN), length(min = 1, max = 253)))]
+    pub requests: Vec<String>,
+    /// Resource names every container must limit (default none; at most
+    /// 16), e.g. `memory`.
+    #[serde(default)]
+    #[schemars(length(max = 16), inner(regex(pattern = RESOURCE_NAME_PATTERN), length(min = 1, max = 253)))]
+    pub limits: Vec<String>,
+    /// Every namespace in scope must have at least one ResourceQuota
+    /// (default false).
+    #[serde(default)]
+    pub require_resource_quota: bool,
+}
+
+impl Default for CapacityCheck {
+    fn default() -> Self {
+        CapacityCheck {
+            requests: default_capacity_requests(),
+            limits: Vec::new(),
+            require_resource_quota: false,
+        }
+    }
+}
+
+/// A resource name (`cpu`, `ephemeral-storage`, `nvidia.com/gpu`): an
+/// optional DNS-subdomain prefix and a qualified name, as the API server's
+/// `ResourceList` keys.
+const RESOURCE_NAME_PATTERN: &str =
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$";
+
+/// `[cpu, memory]`: what the scheduler places pods by.
+fn default_capacity_requests() -> Vec<String> {
+    vec!["cpu".to_owned(), "memory".to_owned()]
 }
 
 /// The Kubernetes Pod Security Standards (v1.36), field by field as the Pod

@@ -1,7 +1,7 @@
 //! The kube-apiserver mirror pods in `kube-system` and their flags: evidence
 //! for the encryption and audit-logging checks (a helper of those families,
 //! not a family itself).
-use k8s_openapi::api::core::v1::{Container, Pod};
+use crate::resources::compact::{Container, Pod};
 
 use crate::snapshot::labels_of;
 use crate::vocabulary::Context;

@@ -13,10 +13,10 @@
 //! control planes have no such pods and may not serve those metrics: an
 //! `attestation` is Attested evidence; with nothing at all the verdict is
 //! Unknown.
-use k8s_openapi::api::core::v1::Pod;
 
 use super::apiserver;
 use crate::api::{AuditLoggingCheck, Verification};
+use crate::resources::compact::Pod;
 use crate::snapshot::{ApiServerMetrics, Kind, KindSet, name_of};
 use crate::vocabulary::{
     Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, list_some, member, violation,

@@ -14,13 +14,12 @@
 //! "Configure Liveness, Readiness and Startup Probes"; init containers exempt).
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::{AvailabilityCheck, Verification};
+use crate::resources::compact::{Deployment, PodTemplateSpec, StatefulSet};
 use crate::snapshot::{Kind, KindSet, name_of};
 use crate::vocabulary::{
     Context, EvidenceKind, Family, InvalidSpec, Locality, Outcome, member, violation,

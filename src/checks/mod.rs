@@ -18,11 +18,13 @@ pub mod apiserver;
 pub mod audit_logging;
 pub mod availability;
 pub mod backup;
+pub mod capacity;
 pub mod encryption;
 pub mod image_provenance;
 pub mod network_policy;
 pub mod pod_security;
 pub mod rbac;
+pub mod service_account_tokens;
 pub mod workload_security;
 pub mod workloads;
 
@@ -39,6 +41,8 @@ pub static FAMILIES: &[&dyn Registered] = &[
     &Entry::<audit_logging::AuditLogging>::NEW,
     &Entry::<image_provenance::ImageProvenance>::NEW,
     &Entry::<pod_security::PodSecurity>::NEW,
+    &Entry::<capacity::Capacity>::NEW,
+    &Entry::<service_account_tokens::ServiceAccountTokens>::NEW,
 ];
 
 /// A registered family, callable with the whole `spec.check` (the

@@ -23,12 +23,11 @@
 //! Windows pods (`spec.os.name: windows`) are exempt from the restricted
 //! privilege-escalation, seccomp and capabilities rules, as the standard
 //! exempts them. Init and ephemeral containers are judged like containers.
-use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, Lifecycle, Namespace, PodSpec, Probe, SecurityContext,
-};
+use k8s_openapi::api::core::v1::{Capabilities, Namespace, SecurityContext};
 
 use super::workloads::{self, Workload};
 use crate::api::{PodSecurityCheck, PodSecurityLevel, Verification};
+use crate::resources::compact::{Container, ContainerPort, Lifecycle, PodSpec, Probe, Volume};
 use crate::snapshot::trim::{APPARMOR_ANNOTATION_PREFIX, lifecycle_names_host, probe_names_host};
 use crate::snapshot::{Kind, KindSet, labels_of};
 use crate::vocabulary::{
@@ -186,33 +185,29 @@ struct C<'a> {
     lifecycle: Option<&'a Lifecycle>,
 }
 
-/// The view of a `Container` or an `EphemeralContainer` (the same fields,
-/// two types).
-macro_rules! view {
-    ($c:expr) => {
-        C {
-            name: &$c.name,
-            sc: $c.security_context.as_ref(),
-            ports: $c.ports.as_deref().unwrap_or(&[]),
-            probes: [
-                $c.liveness_probe.as_ref(),
-                $c.readiness_probe.as_ref(),
-                $c.startup_probe.as_ref(),
-            ],
-            lifecycle: $c.lifecycle.as_ref(),
-        }
-    };
+/// The view of a container (also an init or ephemeral container).
+fn view(c: &Container) -> C<'_> {
+    C {
+        name: &c.name,
+        sc: c.security_context.as_deref(),
+        ports: c.ports.as_deref().unwrap_or(&[]),
+        probes: [
+            c.liveness_probe.as_ref(),
+            c.readiness_probe.as_ref(),
+            c.startup_probe.as_ref(),
+        ],
+        lifecycle: c.lifecycle.as_ref(),
+    }
 }
 
 fn containers(pod: &PodSpec) -> Vec<C<'_>> {
-    let plain = pod
-        .init_containers
+    pod.init_containers
         .iter()
         .flatten()
         .chain(pod.containers.iter())
-        .map(|c| view!(c));
-    let ephemeral = pod.ephemeral_containers.iter().flatten().map(|c| view!(c));
-    plain.chain(ephemeral).collect()
+        .chain(pod.ephemeral_containers.iter().flatten())
+        .map(view)
+        .collect()
 }
 
 /// The findings of one pod spec at `level`, as (reason, detail).
@@ -510,16 +505,19 @@ fn proc_mount(cs: &[C]) -> Option<String> {
 }
 
 /// The inline volume kinds Restricted allows (`check_restrictedVolumes.go`).
-fn restricted_volume(v: &k8s_openapi::api::core::v1::Volume) -> bool {
-    v.config_map.is_some()
-        || v.csi.is_some()
-        || v.downward_api.is_some()
-        || v.empty_dir.is_some()
-        || v.ephemeral.is_some()
-        || v.image.is_some()
-        || v.persistent_volume_claim.is_some()
-        || v.projected.is_some()
-        || v.secret.is_some()
+fn restricted_volume(v: &Volume) -> bool {
+    const ALLOWED: [&str; 9] = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    ALLOWED.iter().any(|s| v.is(s))
 }
 
 fn restricted(pod: &PodSpec, cs: &[C]) -> Vec<(&'static str, String)> {

@@ -10,9 +10,10 @@
 //! a ReplicaSet, a ReplicaSet of a Deployment, a Job of a CronJob), so a
 //! violation names the object the user must fix (Kubernetes "Owners and
 //! Dependents").
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ReplicationController};
+use crate::resources::compact::{
+    Container, CronJob, DaemonSet, Deployment, Job, Pod, PodSpec, PodTemplateSpec, ReplicaSet,
+    ReplicationController, StatefulSet,
+};
 
 use crate::api::Violation;
 use crate::snapshot::trim::{POD_OWNER_KINDS, controller_kind};
@@ -93,13 +94,14 @@ impl<'a> Workload<'a> {
     /// The annotations its pods get (the pod template's, or a bare Pod's
     /// own), as far as the caches keep them (see `snapshot::trim`).
     pub fn pod_annotations(self) -> impl Iterator<Item = (&'a String, &'a String)> {
-        let meta = match self {
-            Workload::Pod(p) => Some(&p.metadata),
-            _ => self.template().and_then(|t| t.metadata.as_ref()),
+        let annotations = match self {
+            Workload::Pod(p) => p.metadata.annotations.as_ref(),
+            _ => self
+                .template()
+                .and_then(|t| t.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref()),
         };
-        meta.and_then(|m| m.annotations.as_ref())
-            .into_iter()
-            .flatten()
+        annotations.into_iter().flatten()
     }
 
     /// Containers and init containers of the pod spec (ephemeral containers

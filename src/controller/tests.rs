@@ -706,7 +706,7 @@ async fn new_apiserver_metrics_evidence_reaches_every_reader() {
     let (a, b) = (control("enc-a", secrets.clone()), control("enc-b", secrets));
     h.list(vec![namespace("a")]).await;
     h.list_controls(&[a, b]).await;
-    h.list::<k8s_openapi::api::core::v1::Pod>(vec![]).await;
+    h.list::<crate::resources::compact::Pod>(vec![]).await;
     h.pass().await;
     let written = h.patches();
     assert_eq!(written.len(), 2, "{written:?}");

@@ -176,7 +176,8 @@ fn display_name(value: &Value) -> String {
     }
 }
 
-/// Deserializes, trims and stores one object of the visited kind.
+/// Validates (against the complete API type, see [`Stored::validate`]),
+/// deserializes, trims and stores one object of the visited kind.
 struct Insert<'a> {
     snapshot: &'a mut Snapshot,
     value: Value,
@@ -186,12 +187,15 @@ struct Insert<'a> {
 impl KindVisitor for Insert<'_> {
     type Output = Result<(), SnapshotError>;
     fn visit<K: Stored>(self) -> Self::Output {
-        let mut obj: K =
-            serde_json::from_value(self.value).map_err(|source| SnapshotError::Invalid {
+        let invalid = |name: String| {
+            move |source| SnapshotError::Invalid {
                 kind: K::KIND.to_string(),
-                name: self.name,
+                name,
                 source,
-            })?;
+            }
+        };
+        K::validate(&self.value).map_err(invalid(self.name.clone()))?;
+        let mut obj: K = serde_json::from_value(self.value).map_err(invalid(self.name))?;
         obj.trim();
         K::objects_mut(self.snapshot).insert(Arc::new(obj));
         Ok(())

@@ -12,11 +12,9 @@
 //! the chart (a test checks the chart grants list and watch on every kind).
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController,
+    LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -24,6 +22,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 
+use crate::resources::compact::{
+    CronJob, DaemonSet, Deployment, Job, Pod, ReplicaSet, ReplicationController, StatefulSet,
+};
 use crate::resources::encryption_config::EncryptionConfiguration;
 use crate::resources::gateway::{GRPCRoute, Gateway, HTTPRoute};
 use crate::resources::velero::{Backup, BackupStorageLocation, PodVolumeBackup, Restore, Schedule};
@@ -63,7 +64,7 @@ table::kinds! {
     /// `v1` Pod: kube-apiserver mirror pods in `kube-system` (their flags),
     /// and bare pods everywhere (a pod owned by a controller the checks read
     /// is judged through its owner, and cached as little more than its name).
-    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod;
+    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod, full k8s_openapi::api::core::v1::Pod;
     /// `rbac.authorization.k8s.io/v1` ClusterRole.
     ClusterRole => ClusterRole, cluster_roles, "rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", Cluster;
     /// `rbac.authorization.k8s.io/v1` ClusterRoleBinding.
@@ -73,23 +74,29 @@ table::kinds! {
     /// `rbac.authorization.k8s.io/v1` RoleBinding.
     RoleBinding => RoleBinding, role_bindings, "rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", Namespaced, trim trim::unread_metadata;
     /// `apps/v1` Deployment.
-    Deployment => Deployment, deployments, "apps/v1", "Deployment", "deployments", Namespaced, trim trim::deployment;
+    Deployment => Deployment, deployments, "apps/v1", "Deployment", "deployments", Namespaced, trim trim::deployment, full k8s_openapi::api::apps::v1::Deployment;
     /// `apps/v1` StatefulSet.
-    StatefulSet => StatefulSet, stateful_sets, "apps/v1", "StatefulSet", "statefulsets", Namespaced, trim trim::stateful_set;
+    StatefulSet => StatefulSet, stateful_sets, "apps/v1", "StatefulSet", "statefulsets", Namespaced, trim trim::stateful_set, full k8s_openapi::api::apps::v1::StatefulSet;
     /// `apps/v1` DaemonSet.
-    DaemonSet => DaemonSet, daemon_sets, "apps/v1", "DaemonSet", "daemonsets", Namespaced, trim trim::daemon_set;
+    DaemonSet => DaemonSet, daemon_sets, "apps/v1", "DaemonSet", "daemonsets", Namespaced, trim trim::daemon_set, full k8s_openapi::api::apps::v1::DaemonSet;
     /// `apps/v1` ReplicaSet (one a Deployment owns is judged through it).
-    ReplicaSet => ReplicaSet, replica_sets, "apps/v1", "ReplicaSet", "replicasets", Namespaced, trim trim::replica_set;
+    ReplicaSet => ReplicaSet, replica_sets, "apps/v1", "ReplicaSet", "replicasets", Namespaced, trim trim::replica_set, full k8s_openapi::api::apps::v1::ReplicaSet;
     /// `v1` ReplicationController.
-    ReplicationController => ReplicationController, replication_controllers, "v1", "ReplicationController", "replicationcontrollers", Namespaced, trim trim::replication_controller;
+    ReplicationController => ReplicationController, replication_controllers, "v1", "ReplicationController", "replicationcontrollers", Namespaced, trim trim::replication_controller, full k8s_openapi::api::core::v1::ReplicationController;
     /// `batch/v1` Job (one a CronJob owns is judged through it).
-    Job => Job, jobs, "batch/v1", "Job", "jobs", Namespaced, trim trim::job;
+    Job => Job, jobs, "batch/v1", "Job", "jobs", Namespaced, trim trim::job, full k8s_openapi::api::batch::v1::Job;
     /// `batch/v1` CronJob.
-    CronJob => CronJob, cron_jobs, "batch/v1", "CronJob", "cronjobs", Namespaced, trim trim::cron_job;
+    CronJob => CronJob, cron_jobs, "batch/v1", "CronJob", "cronjobs", Namespaced, trim trim::cron_job, full k8s_openapi::api::batch::v1::CronJob;
     /// `autoscaling/v2` HorizontalPodAutoscaler.
     HorizontalPodAutoscaler => HorizontalPodAutoscaler, horizontal_pod_autoscalers, "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", Namespaced, trim trim::horizontal_pod_autoscaler;
     /// `policy/v1` PodDisruptionBudget.
     PodDisruptionBudget => PodDisruptionBudget, pod_disruption_budgets, "policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", Namespaced, trim trim::pod_disruption_budget;
+    /// `v1` ServiceAccount (whether it opts out of token automounting).
+    ServiceAccount => ServiceAccount, service_accounts, "v1", "ServiceAccount", "serviceaccounts", Namespaced, trim trim::service_account;
+    /// `v1` LimitRange (container defaults for requests and limits).
+    LimitRange => LimitRange, limit_ranges, "v1", "LimitRange", "limitranges", Namespaced, trim trim::unread_metadata;
+    /// `v1` ResourceQuota.
+    ResourceQuota => ResourceQuota, resource_quotas, "v1", "ResourceQuota", "resourcequotas", Namespaced, trim trim::resource_quota;
     /// `velero.io/v1` Schedule (optional CRD).
     VeleroSchedule => Schedule, velero_schedules, "velero.io/v1", "Schedule", "schedules", Namespaced, crd "schedules.velero.io", implicit_namespace = false;
     /// `velero.io/v1` Backup (optional CRD).
@@ -162,6 +169,17 @@ pub trait Stored:
     /// kind-specific fields (for example a Pod's or a Deployment's `status`).
     fn trim(&mut self) {
         trim::metadata(self);
+    }
+
+    /// Checks an offline manifest against the kind's complete API type when
+    /// the cached type is a compact view (the table's `full`); `Ok` for the
+    /// other kinds, whose cached type is the API type.
+    ///
+    /// # Errors
+    /// The deserialization error, naming the field.
+    fn validate(value: &serde_json::Value) -> Result<(), serde_json::Error> {
+        let _ = value;
+        Ok(())
     }
 
     /// The API the operator watches this kind through: cluster-wide unless

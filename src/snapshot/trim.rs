@@ -4,12 +4,14 @@
 //! trimmed and untrimmed snapshots.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Container, Lifecycle, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec,
-    PodTemplateSpec, Probe, ReplicationController, Volume,
+    Namespace, PersistentVolume, PersistentVolumeClaim, ResourceQuota, ServiceAccount,
+};
+
+use crate::resources::compact::{
+    CronJob, DaemonSet, Deployment, HostAction, Job, Lifecycle, Pod, PodSpec, PodTemplateSpec,
+    Probe, ReplicaSet, ReplicationController, StatefulSet,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -150,14 +152,15 @@ pub fn controller_kind(meta: &ObjectMeta) -> Option<&str> {
         .map(|o| o.kind.as_str())
 }
 
-/// Keeps of `meta`'s owner references only the controller, which decides
-/// whether the object is judged itself or through its owner.
+/// Keeps of `meta`'s owner references only the controller's kind, which
+/// decides whether the object is judged itself or through its owner.
 fn keep_controller_only(meta: &mut ObjectMeta) {
     if let Some(refs) = meta.owner_references.as_mut() {
         refs.retain(|o| o.controller == Some(true));
         for o in refs.iter_mut() {
             o.uid = String::new();
             o.api_version = String::new();
+            o.name = String::new();
             o.block_owner_deletion = None;
         }
     }
@@ -175,17 +178,15 @@ fn trim_owned_metadata(meta: &mut ObjectMeta) {
     keep_controller_only(meta);
 }
 
-/// A Pod. In `kube-system` without status only (kube-apiserver mirror pods:
-/// flags, labels, the mirror annotation). Elsewhere, a pod whose controller
-/// is of a kind in [`POD_OWNER_KINDS`] keeps only its name and controller
-/// reference (it is judged through its owner: at 10,000 namespaces these are
-/// most of the cached pods); a bare pod keeps its controller reference, its
-/// AppArmor annotations and the spec as [`trim_pod_template`] keeps a
-/// template's.
+/// A Pod (its view decodes no `status`). In `kube-system` with its metadata
+/// (kube-apiserver mirror pods: flags, labels, the mirror annotation).
+/// Elsewhere, a pod whose controller is of a kind in [`POD_OWNER_KINDS`]
+/// keeps only its name and controller kind (it is judged through its owner:
+/// at 10,000 namespaces these are most of the cached pods); a bare pod keeps
+/// its controller reference, its AppArmor annotations and the spec as
+/// [`trim_pod_spec`] keeps a template's.
 pub fn pod(o: &mut Pod) {
-    o.status = None;
     if o.metadata.namespace.as_deref() == Some("kube-system") {
-        trim_metadata(&mut o.metadata);
         return;
     }
     let apparmor = apparmor_only(o.metadata.annotations.take());
@@ -193,14 +194,12 @@ pub fn pod(o: &mut Pod) {
     o.metadata.annotations = apparmor;
     if controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k)) {
         o.spec = None;
+        o.metadata.annotations = None;
         return;
     }
-    let mut t = PodTemplateSpec {
-        metadata: None,
-        spec: o.spec.take(),
-    };
-    trim_pod_template(&mut t);
-    o.spec = t.spec;
+    if let Some(s) = o.spec.as_mut() {
+        trim_pod_spec(s);
+    }
 }
 
 /// A PodDisruptionBudget without status or unread metadata.
@@ -209,125 +208,49 @@ pub fn pod_disruption_budget(o: &mut PodDisruptionBudget) {
     trim_unread_metadata(&mut o.metadata, &[]);
 }
 
-/// Keeps of a pod template what the workload checks read: its labels (PDB
-/// selection) and AppArmor annotations, `hostNetwork`/`hostPID`/`hostIPC`,
-/// `os`, `hostUsers`, `automountServiceAccountToken`, the pod security
-/// context, each volume's name and kind (hostPath whole), ephemeral
-/// containers, and per container and init container its name, image,
-/// security context, host ports, whether it has a readiness probe, and
-/// probes or lifecycle handlers that name a host.
+/// Keeps of a pod template what the workload checks read (the view already
+/// holds little more, see [`crate::resources::compact`]): its labels (PDB
+/// selection) and AppArmor annotations, and the spec as [`trim_pod_spec`]
+/// keeps it.
 pub fn trim_pod_template(t: &mut PodTemplateSpec) {
     if let Some(m) = t.metadata.as_mut() {
-        *m = ObjectMeta {
-            labels: m.labels.take(),
-            annotations: apparmor_only(m.annotations.take()),
-            ..Default::default()
-        };
+        m.annotations = apparmor_only(m.annotations.take());
     }
-    let Some(spec) = t.spec.take() else {
-        return;
-    };
-    // Probes and lifecycle handlers are kept whole only when they name a host
-    // (Pod Security Standards); otherwise a readiness probe is kept as a mark.
-    let container = |c: Container| Container {
-        name: c.name,
-        image: c.image,
-        security_context: c.security_context,
-        readiness_probe: c.readiness_probe.map(|p| {
-            if probe_names_host(&p) {
-                p
-            } else {
-                Probe::default()
-            }
-        }),
-        liveness_probe: c.liveness_probe.filter(probe_names_host),
-        startup_probe: c.startup_probe.filter(probe_names_host),
-        lifecycle: c.lifecycle.filter(lifecycle_names_host),
-        ports: c
-            .ports
-            .map(|ps| {
-                ps.into_iter()
-                    .filter(|p| p.host_port.is_some_and(|h| h != 0))
-                    .collect::<Vec<_>>()
-            })
-            .filter(|ps| !ps.is_empty()),
-        ..Default::default()
-    };
-    t.spec = Some(PodSpec {
-        containers: spec.containers.into_iter().map(container).collect(),
-        init_containers: spec
-            .init_containers
-            .map(|cs| cs.into_iter().map(container).collect()),
-        host_network: spec.host_network,
-        host_pid: spec.host_pid,
-        host_ipc: spec.host_ipc,
-        security_context: spec.security_context,
-        volumes: spec
-            .volumes
-            .map(|vs| vs.into_iter().map(volume_kind).collect()),
-        os: spec.os,
-        host_users: spec.host_users,
-        automount_service_account_token: spec.automount_service_account_token,
-        ephemeral_containers: spec.ephemeral_containers,
-        ..Default::default()
-    });
+    if let Some(s) = t.spec.as_mut() {
+        trim_pod_spec(s);
+    }
 }
 
-/// A volume reduced to its name and which source it is (an empty source of
-/// that kind; `hostPath` kept whole). Every field of `Volume` is listed, so a
-/// source added to the API is a compile error here, not a volume of no kind.
-fn volume_kind(v: Volume) -> Volume {
-    fn mark<T: Default>(o: Option<T>) -> Option<T> {
-        o.map(|_| T::default())
-    }
-    Volume {
-        name: v.name,
-        host_path: v.host_path,
-        aws_elastic_block_store: mark(v.aws_elastic_block_store),
-        azure_disk: mark(v.azure_disk),
-        azure_file: mark(v.azure_file),
-        cephfs: mark(v.cephfs),
-        cinder: mark(v.cinder),
-        config_map: mark(v.config_map),
-        csi: mark(v.csi),
-        downward_api: mark(v.downward_api),
-        empty_dir: mark(v.empty_dir),
-        ephemeral: mark(v.ephemeral),
-        fc: mark(v.fc),
-        flex_volume: mark(v.flex_volume),
-        flocker: mark(v.flocker),
-        gce_persistent_disk: mark(v.gce_persistent_disk),
-        git_repo: mark(v.git_repo),
-        glusterfs: mark(v.glusterfs),
-        image: mark(v.image),
-        iscsi: mark(v.iscsi),
-        nfs: mark(v.nfs),
-        persistent_volume_claim: mark(v.persistent_volume_claim),
-        photon_persistent_disk: mark(v.photon_persistent_disk),
-        portworx_volume: mark(v.portworx_volume),
-        projected: mark(v.projected),
-        quobyte: mark(v.quobyte),
-        rbd: mark(v.rbd),
-        scale_io: mark(v.scale_io),
-        secret: mark(v.secret),
-        storageos: mark(v.storageos),
-        vsphere_volume: mark(v.vsphere_volume),
+/// Keeps of a pod spec (outside `kube-system`) what the checks read beyond
+/// the view: of each container's ports only those with a host port; a
+/// container's `command` and `args` are dropped (only the API server's
+/// flags are read, on `kube-system` pods).
+pub fn trim_pod_spec(spec: &mut PodSpec) {
+    let containers = spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+        .chain(spec.ephemeral_containers.iter_mut().flatten());
+    for c in containers {
+        c.command = None;
+        c.args = None;
+        if let Some(ps) = c.ports.as_mut() {
+            ps.retain(|p| p.host_port.is_some_and(|h| h != 0));
+        }
+        if c.ports.as_ref().is_some_and(Vec::is_empty) {
+            c.ports = None;
+        }
     }
 }
 
 /// Whether an `httpGet` or `tcpSocket` action names a `host` (the Pod
 /// Security Standards forbid it in probes and lifecycle handlers).
-fn action_names_host(
-    http: Option<&k8s_openapi::api::core::v1::HTTPGetAction>,
-    tcp: Option<&k8s_openapi::api::core::v1::TCPSocketAction>,
-) -> bool {
-    let set = |h: Option<&String>| h.is_some_and(|h| !h.is_empty());
-    set(http.and_then(|g| g.host.as_ref())) || set(tcp.and_then(|t| t.host.as_ref()))
-}
-
-/// Whether a probe names a `host`.
 pub fn probe_names_host(p: &Probe) -> bool {
-    action_names_host(p.http_get.as_ref(), p.tcp_socket.as_ref())
+    let set = |h: Option<&HostAction>| {
+        h.and_then(|a| a.host.as_deref())
+            .is_some_and(|h| !h.is_empty())
+    };
+    set(p.http_get.as_ref()) || set(p.tcp_socket.as_ref())
 }
 
 /// Whether a `postStart` or `preStop` handler names a `host`.
@@ -335,7 +258,7 @@ pub fn lifecycle_names_host(l: &Lifecycle) -> bool {
     [l.post_start.as_ref(), l.pre_stop.as_ref()]
         .into_iter()
         .flatten()
-        .any(|h| action_names_host(h.http_get.as_ref(), h.tcp_socket.as_ref()))
+        .any(probe_names_host)
 }
 
 /// Of `annotations`, only the AppArmor ones (`None` when none are left).
@@ -352,112 +275,86 @@ fn apparmor_only(
 /// them).
 pub const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
 
-/// Trims a workload (`Deployment`, `StatefulSet`, `DaemonSet`): no status, no
-/// unread metadata, the pod template as [`trim_pod_template`] keeps it, and of
-/// the spec only the template and the listed fields.
-macro_rules! trim_workload {
-    ($o:ident, $spec:ident { $($keep:ident),* }) => {{
-        $o.status = None;
-        trim_unread_metadata(&mut $o.metadata, &[]);
-        if let Some(s) = $o.spec.as_mut() {
-            trim_pod_template(&mut s.template);
-            *s = k8s_openapi::api::apps::v1::$spec {
-                $($keep: s.$keep,)*
-                template: std::mem::take(&mut s.template),
-                ..Default::default()
-            };
-        }
-    }};
-}
-
-/// A Deployment: replicas and the trimmed pod template.
+/// A Deployment: unread metadata dropped, the trimmed pod template.
 pub fn deployment(o: &mut Deployment) {
-    trim_workload!(o, DeploymentSpec { replicas });
+    trim_unread_metadata(&mut o.metadata, &[]);
+    if let Some(s) = o.spec.as_mut() {
+        trim_pod_template(&mut s.template);
+    }
 }
 
-/// A StatefulSet: replicas and the trimmed pod template.
+/// A StatefulSet: unread metadata dropped, the trimmed pod template.
 pub fn stateful_set(o: &mut StatefulSet) {
-    trim_workload!(o, StatefulSetSpec { replicas });
+    trim_unread_metadata(&mut o.metadata, &[]);
+    if let Some(s) = o.spec.as_mut() {
+        trim_pod_template(&mut s.template);
+    }
 }
 
-/// A DaemonSet: the trimmed pod template.
+/// A DaemonSet: unread metadata dropped, the trimmed pod template.
 pub fn daemon_set(o: &mut DaemonSet) {
-    trim_workload!(o, DaemonSetSpec {});
+    trim_unread_metadata(&mut o.metadata, &[]);
+    if let Some(s) = o.spec.as_mut() {
+        trim_pod_template(&mut s.template);
+    }
 }
 
-/// Trims a controller whose pod template is optional (`ReplicaSet`,
-/// `ReplicationController`): no status, unread metadata dropped but the
-/// controller reference kept, and of the spec only replicas and the template
-/// as [`trim_pod_template`] keeps it.
-macro_rules! trim_replicated {
-    ($o:ident, $($spec:ident)::+) => {{
-        $o.status = None;
-        trim_owned_metadata(&mut $o.metadata);
-        if let Some(s) = $o.spec.as_mut() {
-            if let Some(t) = s.template.as_mut() {
-                trim_pod_template(t);
-            }
-            *s = $($spec)::+ {
-                replicas: s.replicas,
-                template: s.template.take(),
-                ..Default::default()
-            };
-        }
-    }};
+/// Whether `meta`'s controller is of kind `kind`.
+fn controlled_by(meta: &ObjectMeta, kind: &str) -> bool {
+    controller_kind(meta) == Some(kind)
 }
 
-/// A ReplicaSet: replicas, its controller reference (a Deployment's is judged
-/// through the Deployment) and the trimmed pod template.
+/// A ReplicaSet: its controller reference; one a Deployment owns is judged
+/// through the Deployment and keeps nothing else (at 10,000 namespaces there
+/// is one per Deployment revision), another its replicas and trimmed pod
+/// template.
 pub fn replica_set(o: &mut ReplicaSet) {
-    trim_replicated!(o, k8s_openapi::api::apps::v1::ReplicaSetSpec);
+    trim_owned_metadata(&mut o.metadata);
+    if controlled_by(&o.metadata, "Deployment") {
+        o.spec = None;
+    } else if let Some(t) = o.spec.as_mut().and_then(|s| s.template.as_mut()) {
+        trim_pod_template(t);
+    }
 }
 
 /// A ReplicationController: replicas and the trimmed pod template.
 pub fn replication_controller(o: &mut ReplicationController) {
-    trim_replicated!(o, k8s_openapi::api::core::v1::ReplicationControllerSpec);
+    trim_owned_metadata(&mut o.metadata);
+    if let Some(t) = o.spec.as_mut().and_then(|s| s.template.as_mut()) {
+        trim_pod_template(t);
+    }
 }
 
-/// A Job: its controller reference (a CronJob's is judged through the
-/// CronJob) and the trimmed pod template.
+/// A Job: its controller reference; one a CronJob owns is judged through
+/// the CronJob and keeps nothing else, another its trimmed pod template.
 pub fn job(o: &mut Job) {
-    o.status = None;
     trim_owned_metadata(&mut o.metadata);
-    if let Some(s) = o.spec.as_mut() {
+    if controlled_by(&o.metadata, "CronJob") {
+        o.spec = None;
+    } else if let Some(s) = o.spec.as_mut() {
         trim_pod_template(&mut s.template);
-        *s = k8s_openapi::api::batch::v1::JobSpec {
-            template: std::mem::take(&mut s.template),
-            ..Default::default()
-        };
     }
 }
 
 /// A CronJob: the trimmed pod template of its `jobTemplate`.
 pub fn cron_job(o: &mut CronJob) {
-    o.status = None;
     trim_unread_metadata(&mut o.metadata, &[]);
-    {
-        let s = &mut o.spec;
-        let template = s
-            .job_template
-            .spec
-            .as_mut()
-            .map(|j| std::mem::take(&mut j.template));
-        let template = template.map(|mut t| {
-            trim_pod_template(&mut t);
-            t
-        });
-        *s = k8s_openapi::api::batch::v1::CronJobSpec {
-            schedule: std::mem::take(&mut s.schedule),
-            job_template: k8s_openapi::api::batch::v1::JobTemplateSpec {
-                metadata: None,
-                spec: template.map(|template| k8s_openapi::api::batch::v1::JobSpec {
-                    template,
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        };
+    if let Some(j) = o.spec.job_template.spec.as_mut() {
+        trim_pod_template(&mut j.template);
     }
+}
+
+/// A ServiceAccount keeps its name and `automountServiceAccountToken`.
+pub fn service_account(o: &mut ServiceAccount) {
+    trim_unread_metadata(&mut o.metadata, &[]);
+    o.secrets = None;
+    o.image_pull_secrets = None;
+}
+
+/// A ResourceQuota keeps its spec (`hard` and scopes), not its status.
+pub fn resource_quota(o: &mut ResourceQuota) {
+    trim_unread_metadata(&mut o.metadata, &[]);
+    o.status = None;
 }
 
 /// A HorizontalPodAutoscaler: its target and `minReplicas` (the effective

@@ -411,7 +411,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::Deployment;
+    use crate::resources::compact::Deployment;
     use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::api::networking::v1::NetworkPolicy;
 

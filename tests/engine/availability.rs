@@ -81,7 +81,8 @@ fn online_boutique_availability() {
     .unwrap();
     s.add_implicit_namespaces();
     assert_eq!(
-        s.objects::<k8s_openapi::api::apps::v1::Deployment>().len(),
+        s.objects::<soc2_operator::resources::compact::Deployment>()
+            .len(),
         12
     );
     let e = eval(&control("availability: {}"), &s);

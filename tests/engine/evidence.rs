@@ -53,6 +53,11 @@ const REVIEWED: &[(&str, Verification, &str)] = &[
         "what the pod-creating objects request is the property (mutating webhooks are said not to be proven)",
     ),
     (
+        "PodResources",
+        Verification::Configured,
+        "declared requests and limits, or a LimitRange's defaults, which apply at admission: pods running now may have been admitted before either",
+    ),
+    (
         "ContainerImage",
         Verification::Verified,
         "the image references the workloads run are the property",

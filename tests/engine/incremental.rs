@@ -11,7 +11,6 @@
 //! it must — and compared with a fresh full `evaluate`.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use soc2_operator::api::Control;
@@ -19,6 +18,7 @@ use soc2_operator::checks::kinds_for;
 use soc2_operator::commands::check::BUILTIN_CONTROLS;
 use soc2_operator::engine::{Evaluation, evaluate};
 use soc2_operator::incremental::{self, Changes, Retained};
+use soc2_operator::resources::compact::Deployment;
 use soc2_operator::snapshot::{Kind, Snapshot};
 
 use crate::util::now;
@@ -492,13 +492,13 @@ fn trimming_what_no_check_reads_changes_no_verdict() {
         );
         match kind {
             "StatefulSet" => whole
-                .objects_mut::<k8s_openapi::api::apps::v1::StatefulSet>()
+                .objects_mut::<soc2_operator::resources::compact::StatefulSet>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
             "DaemonSet" => whole
-                .objects_mut::<k8s_openapi::api::apps::v1::DaemonSet>()
+                .objects_mut::<soc2_operator::resources::compact::DaemonSet>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
             _ => whole
-                .objects_mut::<k8s_openapi::api::apps::v1::Deployment>()
+                .objects_mut::<soc2_operator::resources::compact::Deployment>()
                 .insert(Arc::new(serde_yaml::from_str(&yaml).unwrap())),
         }
     }
@@ -508,13 +508,13 @@ fn trimming_what_no_check_reads_changes_no_verdict() {
         format!(
             "{:?}",
             whole
-                .objects::<k8s_openapi::api::apps::v1::DaemonSet>()
+                .objects::<soc2_operator::resources::compact::DaemonSet>()
                 .iter()
                 .next()
         ),
         format!(
             "{:?}",
-            cut.objects::<k8s_openapi::api::apps::v1::DaemonSet>()
+            cut.objects::<soc2_operator::resources::compact::DaemonSet>()
                 .iter()
                 .next()
         ),

@@ -5,6 +5,7 @@
 mod adversarial;
 mod availability;
 mod backup;
+mod capacity;
 mod encryption;
 mod engine;
 mod evidence;

@@ -239,3 +239,19 @@ fn an_autoscaler_s_min_replicas_is_the_effective_minimum() {
         "an HPA of another Deployment does not count"
     );
 }
+
+/// The cache keeps compact views of the pod-creating kinds, but offline
+/// manifests are validated against the complete API type first.
+#[test]
+fn offline_a_field_no_check_reads_is_still_validated_against_the_api_type() {
+    let mut s = Snapshot::default();
+    let err = s
+        .insert_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  minReadySeconds: soon\n  selector: {}\n  template: {spec: {containers: []}}\n",
+            "default",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Deployment") && err.contains("d"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}

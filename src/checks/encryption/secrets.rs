@@ -16,7 +16,6 @@
 //! reads of Secrets stored in plain text, are violations — an
 //! attestation does not outweigh what the API server itself reports; no
 //! evidence at all is Unknown.
-use k8s_openapi::api::core::v1::Pod;
 
 use super::super::apiserver;
 use super::{
@@ -24,6 +23,7 @@ use super::{
     SECRETS_WRITTEN_ONE_REPLICA,
 };
 use crate::api::SecretEncryption;
+use crate::resources::compact::Pod;
 use crate::resources::encryption_config::EncryptionConfiguration;
 use crate::snapshot::{ApiServerMetrics, name_of};
 use crate::vocabulary::{Context, Outcome, list_some, violation};
