@@ -2,7 +2,7 @@
 CP := hack/control-plane
 CARGO ?= cargo
 
-.PHONY: all prerequisites control-plane cluster-up cluster-down test lint fmt crds bench bench-engine bench-scale demo demo-down chart-files docs
+.PHONY: all prerequisites control-plane cluster-up cluster-down test lint fmt crds bench bench-engine bench-cache bench-scale demo demo-down chart-files docs
 # Prerequisites are made in the order written (prerequisites before anything
 # of `test`), also under `make -j`; cargo and go build parallelise themselves.
 .NOTPARALLEL:
@@ -40,8 +40,12 @@ fmt:
 crds:
 	$(CARGO) run --quiet -- crd > crds/controls.soc2-operator.dev.yaml
 
-## bench: the engine benchmark, then the scale benchmark (figures go in BENCHMARKS.md, never into assertions)
-bench: bench-engine bench-scale
+## bench: the engine benchmark, bytes per cached object, then the scale benchmark (figures go in BENCHMARKS.md, never into assertions)
+bench: bench-engine bench-cache bench-scale
+
+## bench-cache: bytes per cached object, per kind, from objects a real API server served (bench/fixtures/served.json)
+bench-cache:
+	$(CARGO) bench --bench cache_size
 
 ## bench-engine: criterion, the pure engine over 10,000 synthetic namespaces
 bench-engine:

@@ -15,7 +15,9 @@
 //! number of copies, plus the 8-byte `Arc` pointer the cache's index holds,
 //! is the object's cost. The `whole` column decodes the same object as its
 //! k8s-openapi type without trimming (what a plain kube-runtime reflector
-//! would store), for comparison. Per kind: the mean over that kind's objects.
+//! would store), for comparison. An object the cache does not keep
+//! ([`Stored::cached`]: judged through its owner) costs 0. Per kind: the mean
+//! over that kind's objects.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -75,6 +77,12 @@ struct Cached<'a>(&'a Value);
 impl KindVisitor for Cached<'_> {
     type Output = Option<f64>;
     fn visit<K: Stored>(self) -> Option<f64> {
+        let mut probe = K::deserialize(self.0).ok()?;
+        probe.trim();
+        if !probe.cached() {
+            // Judged through its owner: not kept at all.
+            return Some(0.0);
+        }
         bytes_per_object(self.0, |v| {
             let mut o = K::deserialize(v).ok()?;
             o.trim();

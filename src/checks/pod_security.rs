@@ -23,11 +23,13 @@
 //! Windows pods (`spec.os.name: windows`) are exempt from the restricted
 //! privilege-escalation, seccomp and capabilities rules, as the standard
 //! exempts them. Init and ephemeral containers are judged like containers.
-use k8s_openapi::api::core::v1::{Capabilities, Namespace, SecurityContext};
+use k8s_openapi::api::core::v1::{Capabilities, Namespace};
 
 use super::workloads::{self, Workload};
 use crate::api::{PodSecurityCheck, PodSecurityLevel, Verification};
-use crate::resources::compact::{Container, ContainerPort, Lifecycle, PodSpec, Probe, Volume};
+use crate::resources::compact::{
+    Container, ContainerPort, Lifecycle, PodSpec, Probe, SecurityContext, Volume,
+};
 use crate::snapshot::trim::{APPARMOR_ANNOTATION_PREFIX, lifecycle_names_host, probe_names_host};
 use crate::snapshot::{Kind, KindSet, labels_of};
 use crate::vocabulary::{
@@ -72,10 +74,14 @@ impl Family for PodSecurity {
         k
     }
 
-    /// Kinds read: every pod-creating kind (see [`workloads`]) and
-    /// Namespaces.
-    fn kinds(_spec: &PodSecurityCheck) -> KindSet {
-        workloads::kinds()
+    /// Kinds read: every pod-creating kind (see [`workloads`]) with
+    /// `level`, and Namespaces (always read).
+    fn kinds(spec: &PodSecurityCheck) -> KindSet {
+        if spec.level.is_some() {
+            workloads::kinds()
+        } else {
+            KindSet::default()
+        }
     }
 
     /// How far a change reaches: a workload (or a Namespace) only its own
@@ -456,12 +462,12 @@ fn baseline_profiles(pod: &PodSpec, w: Workload, cs: &[C]) -> Vec<(&'static str,
         (!SELINUX_TYPES.contains(&t) || custom)
             .then(|| format!("type {t:?}, user/role set: {custom}"))
     };
-    let mut selinux: Vec<String> = selinux_bad(psc.and_then(|s| s.se_linux_options.as_ref()))
+    let mut selinux: Vec<String> = selinux_bad(psc.and_then(|s| s.se_linux_options.as_deref()))
         .map(|w| format!("pod ({w})"))
         .into_iter()
         .collect();
     selinux.extend(named(cs, |c| {
-        selinux_bad(c.sc.and_then(|s| s.se_linux_options.as_ref()))
+        selinux_bad(c.sc.and_then(|s| s.se_linux_options.as_deref()))
     }));
     if !selinux.is_empty() {
         f.push((

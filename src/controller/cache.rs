@@ -219,9 +219,12 @@ impl Caches {
                 match obj {
                     Some(obj) if objects.get(&ns, &name).is_some_and(|o| **o == obj) => return,
                     Some(obj) => objects.insert(Arc::new(obj)),
-                    // It no longer deserializes: drop the stale copy.
+                    // It is no longer cached (adopted by an owner the checks
+                    // read), or no longer deserializes: drop the stale copy.
                     None => {
-                        objects.remove(&ns, &name);
+                        if !objects.remove(&ns, &name) {
+                            return;
+                        }
                     }
                 }
                 self.changed::<K>(core, snap, &ns, &name).await;
@@ -312,7 +315,8 @@ fn accept<K: Stored>(core: &Core, g: DeserializeGuard<K>) -> Option<K> {
     match g.0 {
         Ok(mut obj) => {
             obj.trim();
-            Some(obj)
+            // Judged through its owner: not kept (see `Stored::cached`).
+            obj.cached().then_some(obj)
         }
         Err(invalid) => {
             warn!(

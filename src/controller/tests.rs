@@ -750,3 +750,91 @@ async fn watches_follow_the_kinds_the_controls_read() {
         "a stopped watch's objects are dropped"
     );
 }
+
+/// A pod judged through its owner is not cached; a bare pod is, until a
+/// controller the checks read adopts it (then its copy is dropped and the
+/// Control no longer reports it).
+#[tokio::test]
+async fn pods_judged_through_their_owner_are_not_cached() {
+    use crate::resources::compact::Pod;
+    let pod = |owner: Option<&str>| -> Pod {
+        let mut meta = serde_json::json!({"name": "p", "namespace": "a"});
+        if let Some(kind) = owner {
+            meta["ownerReferences"] = serde_json::json!([
+                {"apiVersion": "apps/v1", "kind": kind, "name": "rs", "uid": "u", "controller": true}
+            ]);
+        }
+        serde_json::from_value(serde_json::json!({
+            "metadata": meta,
+            "spec": {"hostPID": true, "containers": [{"name": "c", "image": "x:1"}]}
+        }))
+        .unwrap()
+    };
+    let mut h = Harness::new().await;
+    let c = control("hardened", serde_json::json!({"workloadSecurity": {}}));
+    h.list(vec![namespace("a")]).await;
+    h.list_controls(std::slice::from_ref(&c)).await;
+    for k in [
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::DaemonSet,
+        Kind::ReplicaSet,
+        Kind::ReplicationController,
+        Kind::CronJob,
+        Kind::Job,
+    ] {
+        k.visit(ListEmpty(&mut h)).await;
+    }
+    h.list(vec![pod(Some("ReplicaSet"))]).await;
+    assert_eq!(h.core.caches.snapshot().await.objects::<Pod>().len(), 0);
+    h.pass().await;
+    assert_eq!(compliant(&h.patches()[0].1), "True");
+    // Orphaned: now a bare pod, cached and judged.
+    h.apply(pod(None)).await;
+    assert_eq!(h.core.caches.snapshot().await.objects::<Pod>().len(), 1);
+    h.pass().await;
+    assert_eq!(compliant(&h.patches()[0].1), "False");
+    // Adopted again: the copy is dropped.
+    h.apply(pod(Some("ReplicaSet"))).await;
+    assert_eq!(h.core.caches.snapshot().await.objects::<Pod>().len(), 0);
+    h.pass().await;
+    assert_eq!(compliant(&h.patches()[0].1), "True");
+}
+
+/// Lists kind `K` empty (a [`crate::snapshot::KindVisitor`]).
+struct ListEmpty<'a>(&'a mut Harness);
+
+impl<'a> crate::snapshot::KindVisitor for ListEmpty<'a> {
+    type Output = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+    fn visit<K: Stored>(self) -> Self::Output {
+        Box::pin(self.0.list::<K>(vec![]))
+    }
+}
+
+/// A pass evaluates the Controls it can update incrementally before those
+/// that need a full evaluation, each group by name.
+#[test]
+fn a_pass_puts_full_evaluations_last() {
+    let mut batch = std::collections::BTreeMap::new();
+    batch.insert("a-full".to_owned(), Changes::full());
+    batch.insert(
+        "b-cheap".to_owned(),
+        Changes {
+            cluster: true,
+            ..Changes::default()
+        },
+    );
+    batch.insert("c-full".to_owned(), Changes::full());
+    batch.insert(
+        "d-cheap".to_owned(),
+        Changes {
+            cluster: true,
+            ..Changes::default()
+        },
+    );
+    let order: Vec<String> = reconcile::pass_order(batch)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(order, ["b-cheap", "d-cheap", "a-full", "c-full"]);
+}

@@ -11,7 +11,7 @@
 //! | kept | left out |
 //! |---|---|
 //! | pod spec: containers, init and ephemeral containers, `hostNetwork`/`hostPID`/`hostIPC`, `hostUsers`, `os`, the pod security context, volumes (name and source kind; `hostPath` whole), `automountServiceAccountToken`, `serviceAccountName`, the names of pod-level requested and limited resources | scheduling (affinity, tolerations, node selectors), DNS, restart policy, priority, overhead, resource claims |
-//! | container: name, image, command and args, security context, host ports, whether each probe exists and the `host` it names, lifecycle handlers' `host`, the names of requested and limited resources | environment, mounts, container ports without a host port, probe timings, resource quantities |
+//! | container: name, image, command and args, security context (the fields the Pod Security Standards read), host ports, whether each probe exists and the `host` it names, lifecycle handlers' `host`, the names of requested and limited resources | environment, mounts, container ports without a host port, probe timings, resource quantities |
 //! | template metadata: labels, annotations | everything else of the template's metadata |
 //!
 //! Sizes in memory (Rust's layout, before any heap data): k8s-openapi's
@@ -24,7 +24,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    HostPathVolumeSource, PodOS, PodSecurityContext, SecurityContext,
+    AppArmorProfile, Capabilities, HostPathVolumeSource, PodOS, SELinuxOptions, SeccompProfile,
+    Sysctl, WindowsSecurityContextOptions,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -313,6 +314,56 @@ pub struct Container {
     pub lifecycle: Option<Lifecycle>,
     /// `resources`: which resources are requested and limited.
     pub resources: Option<ResourceRequirements>,
+}
+
+/// A container's `securityContext`, as far as the Pod Security Standards
+/// and the workload checks read it (not `readOnlyRootFilesystem`,
+/// `runAsGroup`); the rarely set option structs are boxed.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SecurityContext {
+    /// `allowPrivilegeEscalation`.
+    pub allow_privilege_escalation: Option<bool>,
+    /// `appArmorProfile`.
+    pub app_armor_profile: Option<Box<AppArmorProfile>>,
+    /// `capabilities`.
+    pub capabilities: Option<Capabilities>,
+    /// `privileged`.
+    pub privileged: Option<bool>,
+    /// `procMount`.
+    pub proc_mount: Option<String>,
+    /// `runAsNonRoot`.
+    pub run_as_non_root: Option<bool>,
+    /// `runAsUser`.
+    pub run_as_user: Option<i64>,
+    /// `seLinuxOptions`.
+    pub se_linux_options: Option<Box<SELinuxOptions>>,
+    /// `seccompProfile`.
+    pub seccomp_profile: Option<SeccompProfile>,
+    /// `windowsOptions`.
+    pub windows_options: Option<Box<WindowsSecurityContextOptions>>,
+}
+
+/// A pod's `securityContext`, as far as the Pod Security Standards read it
+/// (not `fsGroup`, `runAsGroup`, `supplementalGroups`); the rarely set
+/// option structs are boxed.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PodSecurityContext {
+    /// `appArmorProfile`.
+    pub app_armor_profile: Option<Box<AppArmorProfile>>,
+    /// `runAsNonRoot`.
+    pub run_as_non_root: Option<bool>,
+    /// `runAsUser`.
+    pub run_as_user: Option<i64>,
+    /// `seLinuxOptions`.
+    pub se_linux_options: Option<Box<SELinuxOptions>>,
+    /// `seccompProfile`.
+    pub seccomp_profile: Option<SeccompProfile>,
+    /// `sysctls`.
+    pub sysctls: Option<Vec<Sysctl>>,
+    /// `windowsOptions`.
+    pub windows_options: Option<Box<WindowsSecurityContextOptions>>,
 }
 
 /// A container port.

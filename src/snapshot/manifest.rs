@@ -197,7 +197,9 @@ impl KindVisitor for Insert<'_> {
         K::validate(&self.value).map_err(invalid(self.name.clone()))?;
         let mut obj: K = serde_json::from_value(self.value).map_err(invalid(self.name))?;
         obj.trim();
-        K::objects_mut(self.snapshot).insert(Arc::new(obj));
+        if obj.cached() {
+            K::objects_mut(self.snapshot).insert(Arc::new(obj));
+        }
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ table::kinds! {
     /// `v1` Pod: kube-apiserver mirror pods in `kube-system` (their flags),
     /// and bare pods everywhere (a pod owned by a controller the checks read
     /// is judged through its owner, and cached as little more than its name).
-    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod, full k8s_openapi::api::core::v1::Pod;
+    Pod => Pod, pods, "v1", "Pod", "pods", Namespaced, trim trim::pod, cached trim::pod_cached, full k8s_openapi::api::core::v1::Pod;
     /// `rbac.authorization.k8s.io/v1` ClusterRole.
     ClusterRole => ClusterRole, cluster_roles, "rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", Cluster;
     /// `rbac.authorization.k8s.io/v1` ClusterRoleBinding.
@@ -80,11 +80,11 @@ table::kinds! {
     /// `apps/v1` DaemonSet.
     DaemonSet => DaemonSet, daemon_sets, "apps/v1", "DaemonSet", "daemonsets", Namespaced, trim trim::daemon_set, full k8s_openapi::api::apps::v1::DaemonSet;
     /// `apps/v1` ReplicaSet (one a Deployment owns is judged through it).
-    ReplicaSet => ReplicaSet, replica_sets, "apps/v1", "ReplicaSet", "replicasets", Namespaced, trim trim::replica_set, full k8s_openapi::api::apps::v1::ReplicaSet;
+    ReplicaSet => ReplicaSet, replica_sets, "apps/v1", "ReplicaSet", "replicasets", Namespaced, trim trim::replica_set, cached trim::replica_set_cached, full k8s_openapi::api::apps::v1::ReplicaSet;
     /// `v1` ReplicationController.
     ReplicationController => ReplicationController, replication_controllers, "v1", "ReplicationController", "replicationcontrollers", Namespaced, trim trim::replication_controller, full k8s_openapi::api::core::v1::ReplicationController;
     /// `batch/v1` Job (one a CronJob owns is judged through it).
-    Job => Job, jobs, "batch/v1", "Job", "jobs", Namespaced, trim trim::job, full k8s_openapi::api::batch::v1::Job;
+    Job => Job, jobs, "batch/v1", "Job", "jobs", Namespaced, trim trim::job, cached trim::job_cached, full k8s_openapi::api::batch::v1::Job;
     /// `batch/v1` CronJob.
     CronJob => CronJob, cron_jobs, "batch/v1", "CronJob", "cronjobs", Namespaced, trim trim::cron_job, full k8s_openapi::api::batch::v1::CronJob;
     /// `autoscaling/v2` HorizontalPodAutoscaler.
@@ -169,6 +169,16 @@ pub trait Stored:
     /// kind-specific fields (for example a Pod's or a Deployment's `status`).
     fn trim(&mut self) {
         trim::metadata(self);
+    }
+
+    /// Whether the object, once trimmed, is kept in the snapshot at all:
+    /// false for an object that is judged through its owner and read by no
+    /// check itself (a pod, ReplicaSet or Job whose controller is a kind the
+    /// checks read; see [`trim::POD_OWNER_KINDS`]). The caches drop such
+    /// objects (and a copy kept from before it was adopted), so at 10,000
+    /// namespaces the pods of Deployments cost nothing.
+    fn cached(&self) -> bool {
+        true
     }
 
     /// Checks an offline manifest against the kind's complete API type when

@@ -37,7 +37,8 @@ impl<K: kube::Resource> Objects<K> {
         }
     }
 
-    /// Applies [`Stored::trim`] to every object.
+    /// Applies [`Stored::trim`] to every object and drops those not
+    /// [`Stored::cached`], as the caches do.
     pub fn trim_all(&mut self)
     where
         K: Stored,
@@ -46,7 +47,10 @@ impl<K: kube::Resource> Objects<K> {
             for o in list.iter_mut() {
                 Arc::make_mut(o).trim();
             }
+            list.retain(|o| o.cached());
         }
+        self.by_namespace.retain(|_, l| !l.is_empty());
+        self.len = self.by_namespace.values().map(Vec::len).sum();
     }
 
     /// Removes the object `namespace`/`name`; returns whether it was there.

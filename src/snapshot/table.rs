@@ -9,13 +9,15 @@
 //! ```text
 //! /// doc of the Kind variant
 //! Variant => RustType, field_name, "apiVersion", "Kind", "plural", Namespaced | Cluster
-//!     [, crd "plural.group"] [, trim trim_fn] [, full FullType] [, watch_in "namespace"] [, implicit_namespace = false] [, offline = true];
+//!     [, crd "plural.group"] [, trim trim_fn] [, cached cached_fn] [, full FullType] [, watch_in "namespace"] [, implicit_namespace = false] [, offline = true];
 //! ```
 //!
 //! `crd` marks a kind provided by an optional CustomResourceDefinition (watched
 //! only once it exists); `trim` names the function that drops, after
 //! [`super::trim::metadata`] (which every kind gets), what no check reads before
-//! the object is cached; `full` names the complete API type of a kind whose
+//! the object is cached; `cached` names the predicate that tells, after
+//! trimming, whether the object is kept at all (an object judged through its
+//! owner is not: see [`super::Stored::cached`]); `full` names the complete API type of a kind whose
 //! cached type is a compact view ([`crate::resources::compact`]): offline
 //! manifests are validated against it first, so a field of the wrong type
 //! is an error even where no check reads it; `watch_in` restricts the operator's watch to one
@@ -31,7 +33,7 @@ macro_rules! kinds {
     ($(
         $(#[$doc:meta])*
         $variant:ident => $ty:ty, $field:ident, $api_version:literal, $kind:literal, $plural:literal, $scope:ident
-        $(, crd $crd:literal)? $(, trim $trim:path)? $(, full $full:ty)? $(, watch_in $ns:literal)? $(, implicit_namespace = $implicit:literal)? $(, offline = $offline:literal)?;
+        $(, crd $crd:literal)? $(, trim $trim:path)? $(, cached $cached:path)? $(, full $full:ty)? $(, watch_in $ns:literal)? $(, implicit_namespace = $implicit:literal)? $(, offline = $offline:literal)?;
     )*) => {
         /// Every kind of object a check can read. The operator watches exactly
         /// the kinds the active Controls need (see `checks::kinds_for`).
@@ -117,6 +119,9 @@ macro_rules! kinds {
                 $(fn trim(&mut self) {
                     trim::metadata(self);
                     $trim(self)
+                })?
+                $(fn cached(&self) -> bool {
+                    $cached(self)
                 })?
                 $(fn validate(value: &serde_json::Value) -> Result<(), serde_json::Error> {
                     <$full as serde::Deserialize>::deserialize(value).map(|_| ())

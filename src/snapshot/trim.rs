@@ -180,11 +180,9 @@ fn trim_owned_metadata(meta: &mut ObjectMeta) {
 
 /// A Pod (its view decodes no `status`). In `kube-system` with its metadata
 /// (kube-apiserver mirror pods: flags, labels, the mirror annotation).
-/// Elsewhere, a pod whose controller is of a kind in [`POD_OWNER_KINDS`]
-/// keeps only its name and controller kind (it is judged through its owner:
-/// at 10,000 namespaces these are most of the cached pods); a bare pod keeps
-/// its controller reference, its AppArmor annotations and the spec as
-/// [`trim_pod_spec`] keeps a template's.
+/// Elsewhere (a pod judged through its owner is not cached at all, see
+/// [`pod_cached`]) it keeps its controller reference, its AppArmor
+/// annotations and the spec as [`trim_pod_spec`] keeps a template's.
 pub fn pod(o: &mut Pod) {
     if o.metadata.namespace.as_deref() == Some("kube-system") {
         return;
@@ -192,14 +190,27 @@ pub fn pod(o: &mut Pod) {
     let apparmor = apparmor_only(o.metadata.annotations.take());
     trim_owned_metadata(&mut o.metadata);
     o.metadata.annotations = apparmor;
-    if controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k)) {
-        o.spec = None;
-        o.metadata.annotations = None;
-        return;
-    }
     if let Some(s) = o.spec.as_mut() {
         trim_pod_spec(s);
     }
+}
+
+/// Whether a pod is cached: in `kube-system` always (the API server's
+/// pods), elsewhere unless its controller is of a kind in
+/// [`POD_OWNER_KINDS`] (it is judged through its owner).
+pub fn pod_cached(o: &Pod) -> bool {
+    o.metadata.namespace.as_deref() == Some("kube-system")
+        || !controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k))
+}
+
+/// Whether a ReplicaSet is cached: unless a Deployment controls it.
+pub fn replica_set_cached(o: &ReplicaSet) -> bool {
+    !controlled_by(&o.metadata, "Deployment")
+}
+
+/// Whether a Job is cached: unless a CronJob controls it.
+pub fn job_cached(o: &Job) -> bool {
+    !controlled_by(&o.metadata, "CronJob")
 }
 
 /// A PodDisruptionBudget without status or unread metadata.
@@ -304,15 +315,13 @@ fn controlled_by(meta: &ObjectMeta, kind: &str) -> bool {
     controller_kind(meta) == Some(kind)
 }
 
-/// A ReplicaSet: its controller reference; one a Deployment owns is judged
-/// through the Deployment and keeps nothing else (at 10,000 namespaces there
-/// is one per Deployment revision), another its replicas and trimmed pod
-/// template.
+/// A ReplicaSet: its controller reference, replicas and trimmed pod
+/// template (one a Deployment owns is not cached, see
+/// [`replica_set_cached`]: at 10,000 namespaces there is one per Deployment
+/// revision).
 pub fn replica_set(o: &mut ReplicaSet) {
     trim_owned_metadata(&mut o.metadata);
-    if controlled_by(&o.metadata, "Deployment") {
-        o.spec = None;
-    } else if let Some(t) = o.spec.as_mut().and_then(|s| s.template.as_mut()) {
+    if let Some(t) = o.spec.as_mut().and_then(|s| s.template.as_mut()) {
         trim_pod_template(t);
     }
 }
@@ -325,13 +334,11 @@ pub fn replication_controller(o: &mut ReplicationController) {
     }
 }
 
-/// A Job: its controller reference; one a CronJob owns is judged through
-/// the CronJob and keeps nothing else, another its trimmed pod template.
+/// A Job: its controller reference and trimmed pod template (one a CronJob
+/// owns is not cached, see [`job_cached`]).
 pub fn job(o: &mut Job) {
     trim_owned_metadata(&mut o.metadata);
-    if controlled_by(&o.metadata, "CronJob") {
-        o.spec = None;
-    } else if let Some(s) = o.spec.as_mut() {
+    if let Some(s) = o.spec.as_mut() {
         trim_pod_template(&mut s.template);
     }
 }

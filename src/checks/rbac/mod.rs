@@ -248,12 +248,32 @@ fn cluster_role_facts<'a>(all: &[&'a ClusterRole]) -> BTreeMap<&'a str, RoleFact
     out
 }
 
+/// The facts of namespace Roles, by the Roles' rules (as JSON), computed
+/// once per evaluation: the same Role is met once per binding and again by
+/// the reach index, and charts install identical Roles in many namespaces
+/// (at 10,000 namespaces this was most of an RBAC evaluation).
+#[derive(Default)]
+struct RoleFactsMemo(std::cell::RefCell<std::collections::HashMap<String, RoleFacts>>);
+
+impl RoleFactsMemo {
+    fn of(&self, rules: &[PolicyRule]) -> RoleFacts {
+        let key = serde_json::to_string(rules).unwrap_or_default();
+        if let Some(f) = self.0.borrow().get(&key) {
+            return f.clone();
+        }
+        let f = facts(&rules.iter().collect::<Vec<_>>());
+        self.0.borrow_mut().insert(key, f.clone());
+        f
+    }
+}
+
 /// What a binding's `roleRef` grants; `None` when the role is not known
 /// (absent from the cluster: it grants nothing; absent from offline input:
 /// it cannot be told).
 fn bound_facts(
     cx: &Context,
     cluster: &BTreeMap<&str, RoleFacts>,
+    memo: &RoleFactsMemo,
     role_ref: &RoleRef,
     namespace: &str,
 ) -> Option<RoleFacts> {
@@ -271,7 +291,7 @@ fn bound_facts(
                 })
             };
             let role = role.or_else(|| cx.is_partial().then(builtin).flatten())?;
-            Some(facts(&role.rules.iter().flatten().collect::<Vec<_>>()))
+            Some(memo.of(role.rules.as_deref().unwrap_or(&[])))
         }
         _ => None,
     }
@@ -320,11 +340,13 @@ fn evaluate(spec: &RbacCheck, cx: &Context) -> Outcome {
     ));
     let all = all_cluster_roles(cx);
     let facts = cluster_role_facts(&all);
-    let powers = reaches_others(spec).then(|| reach::powers(cx, &facts));
+    let memo = RoleFactsMemo::default();
+    let powers = reaches_others(spec).then(|| reach::powers(cx, &facts, &memo));
     let cluster = Roles {
         facts,
         powers,
         risks: requested_risks(spec),
+        memo,
     };
     for crb in cx.objects::<ClusterRoleBinding>().iter() {
         out.resources_checked += 1;
@@ -396,6 +418,8 @@ struct Roles<'a> {
     powers: Option<reach::Powers>,
     /// The risks the Control asks about ([`requested_risks`]), once.
     risks: BTreeSet<RiskyGrant>,
+    /// Namespace Roles' facts, once per distinct rule set.
+    memo: RoleFactsMemo,
 }
 
 /// Whether `spec` asks about grants that reach other identities'
@@ -419,7 +443,7 @@ fn check_binding(
         .iter()
         .map(|s| subjects::normalize(s, b.namespace))
         .collect();
-    let facts = bound_facts(cx, &cluster.facts, b.role_ref, b.namespace);
+    let facts = bound_facts(cx, &cluster.facts, &cluster.memo, b.role_ref, b.namespace);
     if spec.anonymous_bindings || spec.all_authenticated_bindings {
         everyone_bindings(spec, b, &subjects, facts.as_ref(), out, make);
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, RoleBinding, Subject};
 
-use super::{RoleFacts, bound_facts, rules, subjects};
+use super::{RoleFacts, RoleFactsMemo, bound_facts, rules, subjects};
 use crate::api::RiskyGrant;
 use crate::snapshot::{name_of, namespace_of};
 use crate::vocabulary::Context;
@@ -45,7 +45,11 @@ fn strongest(f: &RoleFacts, cluster_wide: bool) -> Option<&'static str> {
 }
 
 /// Every privileged subject of the cluster (see the module documentation).
-pub(super) fn powers(cx: &Context, cluster: &BTreeMap<&str, RoleFacts>) -> Powers {
+pub(super) fn powers(
+    cx: &Context,
+    cluster: &BTreeMap<&str, RoleFacts>,
+    memo: &RoleFactsMemo,
+) -> Powers {
     let mut out = Powers::new();
     let mut add = |subjects: &[Subject], ns: &str, what: &str, via: String| {
         for s in subjects {
@@ -74,7 +78,7 @@ pub(super) fn powers(cx: &Context, cluster: &BTreeMap<&str, RoleFacts>) -> Power
     }
     for rb in cx.objects::<RoleBinding>().iter() {
         let ns = namespace_of(rb.as_ref());
-        let f = bound_facts(cx, cluster, &rb.role_ref, ns);
+        let f = bound_facts(cx, cluster, memo, &rb.role_ref, ns);
         if let Some(what) = f.as_ref().and_then(|f| strongest(f, false)) {
             let via = format!("RoleBinding {ns}/{}", name_of(rb.as_ref()));
             add(rb.subjects.as_deref().unwrap_or(&[]), ns, what, via);
