@@ -28,11 +28,11 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::api::{Check, Control, Violation};
+use crate::api::{Check, Control, MAX_STATUS_VIOLATIONS, Violation};
 use crate::checks;
 use crate::engine::{
-    Evaluation, NO_NAMESPACE_IN_SCOPE, conclude, cut_message, evaluate_in, evaluate_outcome,
-    invalid_evaluation, namespace_in_scope, normalize,
+    Evaluation, NO_NAMESPACE_IN_SCOPE, conclude, conclude_counted, cut_message, evaluate_in,
+    evaluate_outcome, invalid_evaluation, namespace_in_scope, normalize,
 };
 use crate::snapshot::{Kind, Snapshot};
 use crate::vocabulary::{Locality, NamespacePart, Outcome};
@@ -252,6 +252,55 @@ impl Retained {
         normalize(&mut out);
         out
     }
+
+    /// The outcome with only the first [`MAX_STATUS_VIOLATIONS`] violations
+    /// and undetermined findings (in [`normalize`]'s order, duplicates
+    /// dropped), and their true counts: sorting references and cloning a
+    /// hundred instead of cloning tens of thousands (a Control with 30,000
+    /// violations at 10,000 namespaces spent 18 ms per update on it). Every
+    /// retained finding's message is cut already, so the order and the
+    /// duplicates are those of [`Retained::compose`].
+    fn compose_capped(&self) -> (Outcome, (usize, usize)) {
+        fn first<'a>(all: impl Iterator<Item = &'a Violation>) -> (Vec<Violation>, usize) {
+            let mut refs: Vec<&Violation> = all.collect();
+            refs.sort();
+            refs.dedup();
+            let n = refs.len();
+            let kept = refs
+                .into_iter()
+                .take(MAX_STATUS_VIOLATIONS)
+                .cloned()
+                .collect();
+            (kept, n)
+        }
+        let parts = &self.parts.0;
+        let (violations, nv) = first(
+            self.cluster
+                .violations
+                .iter()
+                .chain(parts.iter().flat_map(|p| p.violations.iter())),
+        );
+        let (undetermined, nu) = first(
+            self.cluster
+                .undetermined
+                .iter()
+                .chain(parts.iter().flat_map(|p| p.undetermined.iter())),
+        );
+        let mut evidence = self.cluster.evidence.clone();
+        evidence.sort();
+        evidence.dedup();
+        let out = Outcome {
+            resources_checked: self.cluster.resources_checked
+                + parts.iter().map(|p| u64::from(p.checked)).sum::<u64>(),
+            violations,
+            undetermined,
+            evidence,
+            notes: self.cluster.notes.clone(),
+            blocking: self.cluster.blocking.clone(),
+            namespace_parts: Vec::new(),
+        };
+        (out, (nv, nu))
+    }
 }
 
 /// A full evaluation, plus what [`update`] needs to continue from it (`None`
@@ -285,8 +334,8 @@ pub fn evaluate_retained(
     let retained = Retained {
         cluster: Outcome {
             resources_checked: outcome.resources_checked.saturating_sub(in_parts),
-            violations: cluster_violations,
-            undetermined: cluster_undetermined,
+            violations: cut(cluster_violations),
+            undetermined: cut(cluster_undetermined),
             evidence: outcome.evidence.clone(),
             notes: outcome.notes.clone(),
             blocking: outcome.blocking.clone(),
@@ -305,7 +354,9 @@ pub fn evaluate_retained(
 }
 
 /// Brings `retained` up to date with `changes` by re-evaluating only the
-/// changed namespaces and/or the cluster-wide part. Returns the new evaluation,
+/// changed namespaces and/or the cluster-wide part. Returns the new evaluation
+/// (its violations and undetermined findings capped at
+/// [`MAX_STATUS_VIOLATIONS`], with their true counts: all a status holds),
 /// or `None` when only a full evaluation can tell (a global change, another
 /// spec, a scope that became or stopped being empty, an invalid spec); then
 /// `retained` must be thrown away.
@@ -352,8 +403,10 @@ pub fn update(
             ..cluster
         };
     }
-    Some(conclude(
-        retained.compose(),
+    let (outcome, counts) = retained.compose_capped();
+    Some(conclude_counted(
+        outcome,
+        counts,
         now,
         control.spec.required_evidence(),
     ))

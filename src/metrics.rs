@@ -314,7 +314,7 @@ impl Metrics {
                 self.control
                     .violations
                     .with_label_values(&l)
-                    .set(eval.violations.len() as f64);
+                    .set(eval.violation_count as f64);
                 self.control
                     .unknown
                     .with_label_values(&l)

@@ -243,7 +243,7 @@ async fn publish(
     }
     let event = transition_event(control, previous.as_ref(), &status);
     write_status(core, name, &control.metadata, &status, event.clone()).await?;
-    info!(control = name, verdict = ?eval.verdict, violations = eval.violations.len(), "status updated");
+    info!(control = name, verdict = ?eval.verdict, violations = eval.violation_count, "status updated");
     if let Some(ev) = event {
         publish_event(core, name, ev).await?;
     }

@@ -63,10 +63,18 @@ pub struct Evaluation {
     pub message: String,
     /// Objects (and namespaces) looked at.
     pub resources_checked: u64,
-    /// Every violation, sorted by namespace, kind, name, reason.
+    /// The violations, sorted by namespace, kind, name, reason: every one
+    /// from [`evaluate`]; from the operator's incremental updates
+    /// (`incremental::update`) only the first
+    /// [`MAX_STATUS_VIOLATIONS`](crate::api::MAX_STATUS_VIOLATIONS), which is
+    /// all a status holds ([`Evaluation::violation_count`] is the true count).
     pub violations: Vec<Violation>,
-    /// What could not be determined, sorted likewise.
+    /// How many violations there are (at least `violations.len()`).
+    pub violation_count: usize,
+    /// What could not be determined, sorted and capped likewise.
     pub undetermined: Vec<Violation>,
+    /// How many undetermined findings there are.
+    pub undetermined_count: usize,
     /// Evidence, sorted.
     pub evidence: Vec<Evidence>,
     /// Informational notes (also in the `Ready` condition's message).
@@ -105,7 +113,9 @@ pub(crate) fn invalid_evaluation(invalid: InvalidSpec, now: Timestamp) -> Evalua
         message: invalid.to_string(),
         resources_checked: 0,
         violations: Vec::new(),
+        violation_count: 0,
         undetermined: Vec::new(),
+        undetermined_count: 0,
         evidence: Vec::new(),
         notes: Vec::new(),
         invalid: Some(invalid),
@@ -197,19 +207,31 @@ pub(crate) fn normalize(outcome: &mut Outcome) {
 /// undetermined finding, or a claim whose strongest evidence is weaker than
 /// `required`, makes it Unknown; otherwise it is Compliant.
 pub(crate) fn conclude(outcome: Outcome, now: Timestamp, required: Verification) -> Evaluation {
+    let counts = (outcome.violations.len(), outcome.undetermined.len());
+    conclude_counted(outcome, counts, now, required)
+}
+
+/// [`conclude`] for an outcome whose violations and undetermined findings
+/// may be only the first of `counts` (violations, undetermined) in order.
+pub(crate) fn conclude_counted(
+    outcome: Outcome,
+    counts: (usize, usize),
+    now: Timestamp,
+    required: Verification,
+) -> Evaluation {
     let (verdict, reason, message) = if let Some((reason, message)) = outcome.blocking.clone() {
         (Verdict::NonCompliant, reason, message)
     } else if !outcome.violations.is_empty() {
         (
             Verdict::NonCompliant,
             "ViolationsFound".to_owned(),
-            findings_message("violation", &outcome.violations),
+            findings_message("violation", &outcome.violations, counts.0),
         )
     } else if let Some(first) = outcome.undetermined.first() {
         (
             Verdict::Unknown,
             first.reason.clone(),
-            findings_message("undetermined finding", &outcome.undetermined),
+            findings_message("undetermined finding", &outcome.undetermined, counts.1),
         )
     } else if let Some(weak) = insufficient_evidence(&outcome.evidence, required) {
         (Verdict::Unknown, "InsufficientEvidence".to_owned(), weak)
@@ -229,7 +251,9 @@ pub(crate) fn conclude(outcome: Outcome, now: Timestamp, required: Verification)
         message: truncate(&message, MAX_CONDITION_MESSAGE),
         resources_checked: outcome.resources_checked,
         violations: outcome.violations,
+        violation_count: counts.0,
         undetermined: outcome.undetermined,
+        undetermined_count: counts.1,
         evidence: outcome.evidence,
         notes: outcome.notes,
         invalid: None,
@@ -266,8 +290,7 @@ fn insufficient_evidence(evidence: &[Evidence], required: Verification) -> Optio
 }
 
 /// "N violations: the first three; and M more violations" (or another noun).
-fn findings_message(noun: &str, findings: &[Violation]) -> String {
-    let n = findings.len();
+fn findings_message(noun: &str, findings: &[Violation], n: usize) -> String {
     let first: Vec<String> = findings.iter().take(3).map(describe).collect();
     let more = if n > 3 {
         format!("; and {} more {noun}s", n - 3)

@@ -84,15 +84,16 @@ pub fn not_ready_status(
     }
 }
 
-/// At most [`MAX_STATUS_VIOLATIONS`] of `findings`, and whether some were cut.
-fn capped(findings: &[Violation]) -> (Vec<Violation>, bool) {
+/// At most [`MAX_STATUS_VIOLATIONS`] of `findings` (the first of `total`),
+/// and whether some were cut.
+fn capped(findings: &[Violation], total: usize) -> (Vec<Violation>, bool) {
     (
         findings
             .iter()
             .take(MAX_STATUS_VIOLATIONS)
             .cloned()
             .collect(),
-        findings.len() > MAX_STATUS_VIOLATIONS,
+        total.max(findings.len()) > MAX_STATUS_VIOLATIONS,
     )
 }
 
@@ -147,8 +148,9 @@ impl Evaluation {
         };
         let generation = control.metadata.generation;
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let (violations, violations_truncated) = capped(&self.violations);
-        let (undetermined, undetermined_truncated) = capped(&self.undetermined);
+        let (violations, violations_truncated) = capped(&self.violations, self.violation_count);
+        let (undetermined, undetermined_truncated) =
+            capped(&self.undetermined, self.undetermined_count);
         ControlStatus {
             verdict: Some(match self.verdict {
                 Verdict::Compliant => StatusVerdict::Compliant,
@@ -158,8 +160,8 @@ impl Evaluation {
             }),
             summary: Some(Summary {
                 resources_checked: i64::try_from(self.resources_checked).unwrap_or(i64::MAX),
-                violations: count(self.violations.len()),
-                undetermined: count(self.undetermined.len()),
+                violations: count(self.violation_count),
+                undetermined: count(self.undetermined_count),
                 last_evaluation_time: at.clone(),
             }),
             violations,

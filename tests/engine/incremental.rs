@@ -354,13 +354,24 @@ fn mutate(s: &mut Snapshot, rng: &mut Rng, step: usize) -> (Kind, Option<String>
 }
 
 /// What a comparison looks at: everything but the evaluation time.
+/// What a status is made of: an incremental update keeps the first
+/// `MAX_STATUS_VIOLATIONS` findings and the true counts.
 fn essence(e: &Evaluation) -> impl PartialEq + std::fmt::Debug + '_ {
+    let first = |v: &'_ [soc2_operator::api::Violation]| {
+        v.iter()
+            .take(soc2_operator::api::MAX_STATUS_VIOLATIONS)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     (
         e.verdict,
         &e.reason,
         &e.message,
         e.resources_checked,
-        &e.violations,
+        first(&e.violations),
+        e.violation_count,
+        first(&e.undetermined),
+        e.undetermined_count,
         &e.evidence,
         &e.notes,
         &e.invalid,
@@ -536,4 +547,42 @@ fn trimming_what_no_check_reads_changes_no_verdict() {
         compared >= 6,
         "the catalog finds the agents' violations: {compared}"
     );
+}
+
+/// An incremental update keeps the first `MAX_STATUS_VIOLATIONS` violations
+/// (the same as a full evaluation's first ones) and counts them all, and the
+/// status says how many there are and that the list is cut.
+#[test]
+fn an_incremental_update_caps_the_violations_it_carries_and_counts_them_all() {
+    use soc2_operator::api::MAX_STATUS_VIOLATIONS;
+    let n = MAX_STATUS_VIOLATIONS + 50;
+    let docs: Vec<String> = (0..n)
+        .map(|i| crate::util::ns(&format!("team-{i:03}")))
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let mut snap = crate::util::snapshot(&refs);
+    let c = crate::util::control("networkPolicy: {}");
+    let (full, r) = incremental::evaluate_retained(&c, &snap, now());
+    assert_eq!(full.violations.len(), n);
+    let mut r = r.unwrap();
+    // One namespace gets its default-deny policy.
+    snap.insert_yaml(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: team-007}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n",
+        "default",
+    )
+    .unwrap();
+    let mut changes = Changes::default();
+    changes.record(&c.spec.check, Kind::NetworkPolicy, Some("team-007"), "deny");
+    let got = incremental::update(&c, &snap, now(), &mut r, &changes).expect("incremental");
+    let want = evaluate(&c, &snap, now());
+    assert_eq!(got.violation_count, n - 1);
+    assert_eq!(want.violation_count, n - 1);
+    assert_eq!(got.violations.len(), MAX_STATUS_VIOLATIONS);
+    assert_eq!(got.violations[..], want.violations[..MAX_STATUS_VIOLATIONS]);
+    assert_eq!(got.message, want.message);
+    let status = got.to_status(&c, None);
+    let summary = status.summary.as_ref().unwrap();
+    assert_eq!(summary.violations, i64::try_from(n - 1).unwrap());
+    assert!(status.violations_truncated);
+    assert_eq!(status, want.to_status(&c, None));
 }
