@@ -6,8 +6,7 @@ use crate::resources::compact::{Container, Pod};
 use crate::snapshot::labels_of;
 use crate::vocabulary::Context;
 
-/// The annotation the kubelet sets on the API object of a static pod.
-pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+pub use crate::snapshot::trim::MIRROR_ANNOTATION;
 
 /// The container of a kube-apiserver pod that runs the API server: named
 /// `kube-apiserver`, or running the `kube-apiserver` binary (its command,

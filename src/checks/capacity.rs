@@ -11,7 +11,8 @@
 //! without a request sets the request to the limit), or by a `Container`
 //! item of a LimitRange of the namespace (`defaultRequest`, or `default`,
 //! `max` or `min`, which the API server's LimitRange defaulting turns into
-//! one: "Limit Ranges"); each resource of `limits` is limited, by the
+//! one: "Limit Ranges"; not for a bare Pod of a live cluster, which was
+//! admitted already); each resource of `limits` is limited, by the
 //! container, the pod, or a LimitRange's `default` (or `max`). With
 //! `requireResourceQuota`, every namespace in scope has a ResourceQuota.
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
@@ -121,9 +122,15 @@ fn evaluate(spec: &CapacityCheck, cx: &Context) -> Outcome {
             return;
         }
         let defaults = Defaults::of(cx, ns);
+        let none = Defaults::default();
         for w in workloads::in_namespace(cx, ns) {
             out.resources_checked += 1;
-            containers(spec, &defaults, w, out);
+            // A running bare Pod was admitted already: LimitRange defaults
+            // are in its spec or were never applied (a LimitRange made
+            // later does not change it). Offline, a Pod manifest is yet to
+            // be admitted.
+            let admitted = matches!(w, Workload::Pod(_)) && !cx.is_partial();
+            containers(spec, if admitted { &none } else { &defaults }, w, out);
         }
     });
     out

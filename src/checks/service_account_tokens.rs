@@ -7,11 +7,14 @@
 //! credential automounting): for the pods of every pod-creating object in
 //! scope (see [`workloads`]), the pod spec's `automountServiceAccountToken`
 //! decides when set; when absent, the ServiceAccount's
-//! (`spec.serviceAccountName`, `default` when absent) decides; absent on
+//! (`spec.serviceAccountName`, else the deprecated `spec.serviceAccount`,
+//! else `default`) decides; absent on
 //! both means the token is mounted. Pods of a ServiceAccount listed in
-//! `allowedServiceAccounts` pass.
+//! `allowedServiceAccounts` pass, and so do mirror pods of static pods (the
+//! API server's ServiceAccount admission gives them no token).
 use k8s_openapi::api::core::v1::ServiceAccount;
 
+use super::apiserver::MIRROR_ANNOTATION;
 use super::workloads::{self, Workload};
 use crate::api::{ServiceAccountTokenCheck, Verification};
 use crate::snapshot::{Kind, KindSet};
@@ -76,10 +79,14 @@ fn judge(spec: &ServiceAccountTokenCheck, cx: &Context, ns: &str, w: Workload, o
     let Some(pod) = w.pod_spec() else {
         return;
     };
-    let sa_name = pod
-        .service_account_name
-        .as_deref()
-        .filter(|n| !n.is_empty())
+    if w.pod_annotations().any(|(k, _)| k == MIRROR_ANNOTATION) {
+        // A static pod's mirror: the kubelet runs it without a token.
+        return;
+    }
+    let sa_name = [&pod.service_account_name, &pod.service_account]
+        .into_iter()
+        .filter_map(|n| n.as_deref())
+        .find(|n| !n.is_empty())
         .unwrap_or("default");
     if spec
         .allowed_service_accounts

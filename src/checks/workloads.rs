@@ -16,7 +16,7 @@ use crate::resources::compact::{
 };
 
 use crate::api::Violation;
-use crate::snapshot::trim::{POD_OWNER_KINDS, controller_kind};
+use crate::snapshot::trim::controller_kind;
 use crate::snapshot::{Kind, KindSet};
 use crate::vocabulary::{Context, Locality, violation};
 
@@ -170,7 +170,7 @@ pub fn in_namespace<'a>(cx: &'a Context, namespace: &str) -> impl Iterator<Item 
         )
         .chain(
             p.iter()
-                .filter(|o| !owned_by(&o.metadata, &POD_OWNER_KINDS))
+                .filter(|o| controller_kind(&o.metadata).is_none())
                 .map(|o| Workload::Pod(o)),
         )
 }

@@ -232,8 +232,11 @@ impl Caches {
             watcher::Event::Delete(g) => {
                 let (ns, name) = key(&g);
                 let mut snap = self.snapshot.write().await;
-                snap.objects_mut::<K>().remove(&ns, &name);
-                self.changed::<K>(core, snap, &ns, &name).await;
+                // An object that was never cached (judged through its
+                // owner) changes nothing.
+                if snap.objects_mut::<K>().remove(&ns, &name) {
+                    self.changed::<K>(core, snap, &ns, &name).await;
+                }
             }
         }
     }

@@ -31,6 +31,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+/// A required field given as `null` (k8s-openapi reads it as the default,
+/// and so does the view, so that what validates offline also loads).
+fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Implements k8s-openapi's `Resource`, `ListableResource` and `Metadata`
 /// (and so kube's `Resource`) for a view of a namespaced kind.
 macro_rules! namespaced_resource {
@@ -179,6 +187,7 @@ pub struct CronJob {
     /// Standard object metadata.
     pub metadata: ObjectMeta,
     /// `spec`: the schedule and the Job template.
+    #[serde(deserialize_with = "null_default")]
     pub spec: CronJobSpec,
 }
 namespaced_resource!(CronJob, "batch", "v1", "batch/v1", "CronJob", "cronjobs");
@@ -188,8 +197,10 @@ namespaced_resource!(CronJob, "batch", "v1", "batch/v1", "CronJob", "cronjobs");
 #[serde(default, rename_all = "camelCase")]
 pub struct CronJobSpec {
     /// The cron schedule (`0 3 * * *`).
+    #[serde(deserialize_with = "null_default")]
     pub schedule: String,
     /// `jobTemplate`: the Job each run creates.
+    #[serde(deserialize_with = "null_default")]
     pub job_template: JobTemplateSpec,
 }
 
@@ -208,6 +219,7 @@ pub struct ReplicatedSpec {
     /// Desired replicas; absent means 1 (the API server defaults it).
     pub replicas: Option<i32>,
     /// The pod template.
+    #[serde(deserialize_with = "null_default")]
     pub template: PodTemplateSpec,
 }
 
@@ -216,6 +228,7 @@ pub struct ReplicatedSpec {
 #[serde(default, rename_all = "camelCase")]
 pub struct TemplateSpec {
     /// The pod template.
+    #[serde(deserialize_with = "null_default")]
     pub template: PodTemplateSpec,
 }
 
@@ -255,6 +268,7 @@ pub struct TemplateMeta {
 #[serde(default, rename_all = "camelCase")]
 pub struct PodSpec {
     /// `containers`.
+    #[serde(deserialize_with = "null_default")]
     pub containers: Vec<Container>,
     /// `initContainers` (sidecars among them).
     pub init_containers: Option<Vec<Container>>,
@@ -281,6 +295,11 @@ pub struct PodSpec {
     pub automount_service_account_token: Option<bool>,
     /// `serviceAccountName`: absent means `default`.
     pub service_account_name: Option<String>,
+    /// `serviceAccount`: the deprecated alias of `serviceAccountName`, read
+    /// when that is absent (the API server copies it over; offline
+    /// manifests may still use it).
+    #[serde(rename = "serviceAccount")]
+    pub service_account: Option<String>,
     /// Pod-level `resources` (cpu and memory for the whole pod): which
     /// resources are requested and limited.
     pub resources: Option<ResourceRequirements>,
@@ -292,6 +311,7 @@ pub struct PodSpec {
 #[serde(default, rename_all = "camelCase")]
 pub struct Container {
     /// `name`.
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     /// `image`.
     pub image: Option<String>,
@@ -371,6 +391,7 @@ pub struct PodSecurityContext {
 #[serde(default, rename_all = "camelCase")]
 pub struct ContainerPort {
     /// `containerPort`.
+    #[serde(deserialize_with = "null_default")]
     pub container_port: i32,
     /// `hostPort` (0 or absent: none).
     pub host_port: Option<i32>,
@@ -524,7 +545,7 @@ impl<'de> Deserialize<'de> for Volume {
                 let mut v = Volume::default();
                 while let Some(k) = map.next_key::<Cow<'de, str>>()? {
                     match k.as_ref() {
-                        "name" => v.name = map.next_value()?,
+                        "name" => v.name = map.next_value::<Option<String>>()?.unwrap_or_default(),
                         "hostPath" => {
                             v.host_path = map.next_value()?;
                             v.source = Some(Cow::Borrowed("hostPath"));

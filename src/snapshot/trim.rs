@@ -129,37 +129,45 @@ pub fn persistent_volume(o: &mut PersistentVolume) {
     }
 }
 
-/// The kinds whose pods (or Jobs, ReplicaSets) are judged through them: a
-/// pod whose controller (`ownerReferences[].controller: true`) is of one of
-/// these kinds is not judged itself.
-pub const POD_OWNER_KINDS: [&str; 7] = [
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "ReplicationController",
-    "Deployment",
-    "CronJob",
+/// The kinds whose pods (or Jobs, ReplicaSets) are judged through them, as
+/// (API group, kind): a pod whose controller (`ownerReferences[].controller:
+/// true`) is one of these is not judged itself. The group matters: an
+/// OpenKruise `apps.kruise.io` StatefulSet or a Volcano `batch.volcano.sh`
+/// Job is not read here, so its pods are judged as bare pods.
+pub const POD_OWNER_KINDS: [(&str, &str); 7] = [
+    ("apps", "ReplicaSet"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("batch", "Job"),
+    ("", "ReplicationController"),
+    ("apps", "Deployment"),
+    ("batch", "CronJob"),
 ];
 
 /// The kind of `meta`'s controller (`ownerReferences[]` with `controller:
-/// true`), if any.
-pub fn controller_kind(meta: &ObjectMeta) -> Option<&str> {
-    meta.owner_references
+/// true`) when it is one of [`POD_OWNER_KINDS`] (kind and API group), else
+/// `None`: the object is then judged through that owner.
+pub fn controller_kind(meta: &ObjectMeta) -> Option<&'static str> {
+    let c = meta
+        .owner_references
         .iter()
         .flatten()
-        .find(|o| o.controller == Some(true))
-        .map(|o| o.kind.as_str())
+        .find(|o| o.controller == Some(true))?;
+    let group = c.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    POD_OWNER_KINDS
+        .iter()
+        .find(|(g, k)| *g == group && *k == c.kind)
+        .map(|(_, k)| *k)
 }
 
-/// Keeps of `meta`'s owner references only the controller's kind, which
-/// decides whether the object is judged itself or through its owner.
+/// Keeps of `meta`'s owner references only the controller's kind and API
+/// version, which decide whether the object is judged itself or through its
+/// owner.
 fn keep_controller_only(meta: &mut ObjectMeta) {
     if let Some(refs) = meta.owner_references.as_mut() {
         refs.retain(|o| o.controller == Some(true));
         for o in refs.iter_mut() {
             o.uid = String::new();
-            o.api_version = String::new();
             o.name = String::new();
             o.block_owner_deletion = None;
         }
@@ -181,15 +189,22 @@ fn trim_owned_metadata(meta: &mut ObjectMeta) {
 /// A Pod (its view decodes no `status`). In `kube-system` with its metadata
 /// (kube-apiserver mirror pods: flags, labels, the mirror annotation).
 /// Elsewhere (a pod judged through its owner is not cached at all, see
-/// [`pod_cached`]) it keeps its controller reference, its AppArmor
-/// annotations and the spec as [`trim_pod_spec`] keeps a template's.
+/// [`pod_cached`]) it keeps its controller reference, its AppArmor and
+/// mirror annotations and the spec as [`trim_pod_spec`] keeps a template's.
 pub fn pod(o: &mut Pod) {
     if o.metadata.namespace.as_deref() == Some("kube-system") {
         return;
     }
-    let apparmor = apparmor_only(o.metadata.annotations.take());
+    let mut annotations = o.metadata.annotations.take();
+    let mirror = annotations
+        .as_mut()
+        .and_then(|a| a.remove_entry(MIRROR_ANNOTATION));
+    let mut kept = apparmor_only(annotations);
+    if let Some((k, v)) = mirror {
+        kept.get_or_insert_with(BTreeMap::new).insert(k, v);
+    }
     trim_owned_metadata(&mut o.metadata);
-    o.metadata.annotations = apparmor;
+    o.metadata.annotations = kept;
     if let Some(s) = o.spec.as_mut() {
         trim_pod_spec(s);
     }
@@ -199,8 +214,7 @@ pub fn pod(o: &mut Pod) {
 /// pods), elsewhere unless its controller is of a kind in
 /// [`POD_OWNER_KINDS`] (it is judged through its owner).
 pub fn pod_cached(o: &Pod) -> bool {
-    o.metadata.namespace.as_deref() == Some("kube-system")
-        || !controller_kind(&o.metadata).is_some_and(|k| POD_OWNER_KINDS.contains(&k))
+    o.metadata.namespace.as_deref() == Some("kube-system") || controller_kind(&o.metadata).is_none()
 }
 
 /// Whether a ReplicaSet is cached: unless a Deployment controls it.
@@ -280,6 +294,11 @@ fn apparmor_only(
     a.retain(|k, _| k.starts_with(APPARMOR_ANNOTATION_PREFIX));
     (!a.is_empty()).then_some(a)
 }
+
+/// The annotation the kubelet sets on the API object of a static pod (a
+/// mirror pod): kept on bare pods, whose ServiceAccount admission does not
+/// apply (a mirror pod gets no ServiceAccount token).
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// The prefix of the deprecated per-container AppArmor annotations of a pod
 /// template, kept by [`trim_pod_template`] (the Pod Security Standards read

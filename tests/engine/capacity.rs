@@ -240,3 +240,68 @@ fn offline_a_service_account_missing_from_the_input_is_undetermined() {
     assert_eq!(e.undetermined.len(), 1);
     assert_eq!(e.undetermined[0].reason, "ServiceAccountNotInInput");
 }
+
+/// A running bare Pod was admitted already: a LimitRange made later does not
+/// give it requests. Offline, a Pod manifest is yet to be admitted and gets
+/// the namespace's defaults.
+#[test]
+fn limit_range_defaults_do_not_cover_a_running_bare_pod() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: app}\nspec: {containers: [{name: c, image: 'x:1'}]}\n";
+    let lr = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: d, namespace: app}\nspec: {limits: [{type: Container, default: {cpu: 1, memory: 1Gi}}]}\n";
+    let live = eval(&control(CAPACITY), &snapshot(&[pod, lr]));
+    assert_eq!(
+        sorted(&live),
+        expect(&[
+            ("MissingResourceLimits", "Pod", "app/p"),
+            ("MissingResourceRequests", "Pod", "app/p"),
+        ])
+    );
+    let mut offline = snapshot(&[pod, lr]);
+    offline.mark_partial();
+    assert_eq!(
+        eval(&control(CAPACITY), &offline).verdict,
+        Verdict::Compliant
+    );
+}
+
+/// The deprecated `serviceAccount` field names the ServiceAccount when
+/// `serviceAccountName` is absent (offline manifests may still use it).
+#[test]
+fn the_deprecated_service_account_field_names_the_account() {
+    let docs = [
+        service_account("default", "automountServiceAccountToken: false"),
+        service_account("builder", ""),
+        deployment("app", "ci", "{}", "serviceAccount: builder, "),
+    ];
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let e = eval(&control(TOKENS), &snapshot(&refs));
+    assert_eq!(
+        sorted(&e),
+        expect(&[("ServiceAccountTokenMounted", "Deployment", "app/ci")])
+    );
+    assert!(e.violations[0].message.contains("ServiceAccount builder"));
+}
+
+/// A static pod's mirror gets no ServiceAccount token (ServiceAccount
+/// admission skips it), so it is not reported.
+#[test]
+fn mirror_pods_get_no_token() {
+    let pod = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: app, annotations: {{{annotations}}}}}\nspec: {{containers: [{{name: c, image: 'x:1'}}]}}\n"
+        )
+    };
+    let docs = [
+        service_account("default", ""),
+        pod("static", "kubernetes.io/config.mirror: abc"),
+        pod("plain", ""),
+    ];
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let mut s = snapshot(&refs);
+    s.trim_all();
+    let e = eval(&control(TOKENS), &s);
+    assert_eq!(
+        sorted(&e),
+        expect(&[("ServiceAccountTokenMounted", "Pod", "app/plain")])
+    );
+}

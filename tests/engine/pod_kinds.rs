@@ -255,3 +255,45 @@ fn offline_a_field_no_check_reads_is_still_validated_against_the_api_type() {
     assert!(err.contains("Deployment") && err.contains("d"), "{err}");
     assert!(err.contains("invalid type"), "{err}");
 }
+
+/// A pod is judged through its owner only when the owner is a kind read
+/// here, API group included: the pods of an OpenKruise `apps.kruise.io`
+/// StatefulSet or a Volcano `batch.volcano.sh` Job are judged as bare pods.
+#[test]
+fn pods_of_a_third_party_controller_with_a_built_in_kind_name_are_judged() {
+    let pod = |name: &str, api_version: &str, kind: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: app\n  ownerReferences: [{{apiVersion: {api_version}, kind: {kind}, name: o, uid: u, controller: true}}]\nspec: {{hostPID: true, containers: [{{name: c, image: 'x:1'}}]}}\n"
+        )
+    };
+    let docs = [
+        pod("kruise", "apps.kruise.io/v1beta1", "StatefulSet"),
+        pod("volcano", "batch.volcano.sh/v1alpha1", "Job"),
+        pod("owned", "apps/v1", "ReplicaSet"),
+    ];
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let mut s = snapshot(&refs);
+    s.trim_all();
+    let e = eval(&control("workloadSecurity: {}"), &s);
+    assert_eq!(
+        sorted(&e),
+        expect(&[
+            ("HostNamespaces", "Pod", "app/kruise"),
+            ("HostNamespaces", "Pod", "app/volcano"),
+        ])
+    );
+}
+
+/// A required field given as `null` validates against the API type (which
+/// reads it as empty) and loads as such, instead of failing on the view.
+#[test]
+fn a_null_template_loads_as_an_empty_one() {
+    let mut s = Snapshot::default();
+    let n = s
+        .insert_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: app}\nspec:\n  selector: {}\n  template:\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c, namespace: app}\nspec:\n",
+            "default",
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+}
