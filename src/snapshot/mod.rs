@@ -31,6 +31,7 @@ use crate::resources::velero::{Backup, BackupStorageLocation, PodVolumeBackup, R
 use crate::resources::volume_snapshot::VolumeSnapshot;
 
 mod apiserver_metrics;
+mod guard;
 mod kind_set;
 mod manifest;
 mod objects;
@@ -38,6 +39,7 @@ pub mod table;
 pub mod trim;
 
 pub use apiserver_metrics::{ApiServerMetrics, StorageTransformation, parse_apiserver_metrics};
+pub use guard::Guarded;
 pub use kind_set::KindSet;
 pub use objects::Objects;
 pub use trim::{BETA_CLASS_ANNOTATION, LAST_APPLIED_ANNOTATION, PROVISIONED_BY_ANNOTATION};
@@ -194,7 +196,7 @@ pub trait Stored:
 
     /// The API the operator watches this kind through: cluster-wide unless
     /// the table restricts it to one namespace.
-    fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
+    fn watch_api(client: kube::Client) -> kube::Api<Guarded<Self>> {
         kube::Api::all(client)
     }
 }
