@@ -4,7 +4,7 @@
 //! events update the shared snapshot in place (objects trimmed first, see
 //! [`Stored::trim`]); a relist replaces the kind's objects atomically on
 //! `InitDone`. Objects that fail to deserialize are dropped from the cache and
-//! counted, without stopping the watch ([`Guarded`]: decoded straight into the cached type). Kinds provided by
+//! counted, without stopping the watch (`DeserializeGuard`). Kinds provided by
 //! optional CRDs (Velero, VolumeSnapshot, Gateway API) are watched once their
 //! CRD exists; a metadata-only watch on CustomResourceDefinitions tells when.
 //! Secrets are never watched.
@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::core::PartialObjectMeta;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use tokio::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tracing::{debug, info, warn};
 
 use super::Core;
-use crate::snapshot::{Guarded, Kind, KindSet, Objects, Snapshot, Stored};
+use crate::snapshot::{Kind, KindSet, Objects, Snapshot, Stored};
 
 /// Per-kind watch bookkeeping.
 #[derive(Default)]
@@ -187,7 +187,7 @@ impl Caches {
         &self,
         core: &Core,
         relist: &mut Option<Objects<K>>,
-        event: watcher::Event<Guarded<K>>,
+        event: watcher::Event<DeserializeGuard<K>>,
     ) {
         let kind = K::KIND;
         match event {
@@ -304,7 +304,7 @@ impl Caches {
     }
 }
 
-fn key<K: Stored>(g: &Guarded<K>) -> (String, String) {
+fn key<K: Stored>(g: &DeserializeGuard<K>) -> (String, String) {
     let m = g.meta();
     (
         m.namespace.clone().unwrap_or_default(),
@@ -314,7 +314,7 @@ fn key<K: Stored>(g: &Guarded<K>) -> (String, String) {
 
 /// The object, trimmed, or `None` (logged and counted) when it did not
 /// deserialize.
-fn accept<K: Stored>(core: &Core, g: Guarded<K>) -> Option<K> {
+fn accept<K: Stored>(core: &Core, g: DeserializeGuard<K>) -> Option<K> {
     match g.0 {
         Ok(mut obj) => {
             obj.trim();
@@ -452,7 +452,7 @@ where
 
 /// Runs one kind's watch until aborted, applying its events to the caches.
 pub async fn watch_kind<K: Stored>(client: Client, core: Arc<Core>) {
-    let api: Api<Guarded<K>> = K::watch_api(client);
+    let api: Api<DeserializeGuard<K>> = K::watch_api(client);
     let mut stream = watcher(api, watcher::Config::default()).boxed();
     let mut backoff = Backoff::new();
     let mut relist: Option<Objects<K>> = None;

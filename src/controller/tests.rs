@@ -110,8 +110,8 @@ fn config() -> Config {
     }
 }
 
-fn guard<K>(obj: K) -> crate::snapshot::Guarded<K> {
-    crate::snapshot::Guarded(Ok(obj))
+fn guard<K>(obj: K) -> DeserializeGuard<K> {
+    DeserializeGuard(Ok(obj))
 }
 
 impl Harness {
@@ -170,10 +170,7 @@ impl Harness {
         self.controls.apply(&self.core, watcher::Event::Init).await;
         for c in controls {
             self.controls
-                .apply(
-                    &self.core,
-                    watcher::Event::InitApply(DeserializeGuard(Ok(c.clone()))),
-                )
+                .apply(&self.core, watcher::Event::InitApply(guard(c.clone())))
                 .await;
         }
         self.controls
@@ -183,19 +180,13 @@ impl Harness {
 
     async fn apply_control(&mut self, c: &Control) {
         self.controls
-            .apply(
-                &self.core,
-                watcher::Event::Apply(DeserializeGuard(Ok(c.clone()))),
-            )
+            .apply(&self.core, watcher::Event::Apply(guard(c.clone())))
             .await;
     }
 
     async fn delete_control(&mut self, c: &Control) {
         self.controls
-            .apply(
-                &self.core,
-                watcher::Event::Delete(DeserializeGuard(Ok(c.clone()))),
-            )
+            .apply(&self.core, watcher::Event::Delete(guard(c.clone())))
             .await;
     }
 

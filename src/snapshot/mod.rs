@@ -31,7 +31,6 @@ use crate::resources::velero::{Backup, BackupStorageLocation, PodVolumeBackup, R
 use crate::resources::volume_snapshot::VolumeSnapshot;
 
 mod apiserver_metrics;
-mod guard;
 mod kind_set;
 mod manifest;
 mod objects;
@@ -39,7 +38,6 @@ pub mod table;
 pub mod trim;
 
 pub use apiserver_metrics::{ApiServerMetrics, StorageTransformation, parse_apiserver_metrics};
-pub use guard::Guarded;
 pub use kind_set::KindSet;
 pub use objects::Objects;
 pub use trim::{BETA_CLASS_ANNOTATION, LAST_APPLIED_ANNOTATION, PROVISIONED_BY_ANNOTATION};
@@ -196,7 +194,7 @@ pub trait Stored:
 
     /// The API the operator watches this kind through: cluster-wide unless
     /// the table restricts it to one namespace.
-    fn watch_api(client: kube::Client) -> kube::Api<Guarded<Self>> {
+    fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
         kube::Api::all(client)
     }
 }

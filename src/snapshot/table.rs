@@ -126,7 +126,7 @@ macro_rules! kinds {
                 $(fn validate(value: &serde_json::Value) -> Result<(), serde_json::Error> {
                     <$full as serde::Deserialize>::deserialize(value).map(|_| ())
                 })?
-                $(fn watch_api(client: kube::Client) -> kube::Api<$crate::snapshot::Guarded<Self>> {
+                $(fn watch_api(client: kube::Client) -> kube::Api<kube::core::DeserializeGuard<Self>> {
                     kube::Api::namespaced(client, $ns)
                 })?
             }
