@@ -229,23 +229,19 @@ fn containers(spec: &CapacityCheck, defaults: &Defaults, w: Workload, out: &mut 
             no_limit.push(format!("{} ({})", c.name, l.join(", ")));
         }
     }
-    if !no_request.is_empty() {
-        out.violations.push(w.violation(
-            "MissingResourceRequests",
-            format!(
-                "container(s) without a request, and no LimitRange of the namespace supplies a default: {}",
-                list_some(&no_request, 5)
-            ),
-        ));
-    }
-    if !no_limit.is_empty() {
-        out.violations.push(w.violation(
-            "MissingResourceLimits",
-            format!(
-                "container(s) without a limit, and no LimitRange of the namespace supplies a default: {}",
-                list_some(&no_limit, 5)
-            ),
-        ));
+    for (reason, what, found) in [
+        ("MissingResourceRequests", "request", no_request),
+        ("MissingResourceLimits", "limit", no_limit),
+    ] {
+        if !found.is_empty() {
+            out.violations.push(w.violation(
+                reason,
+                format!(
+                    "container(s) without a {what}, and no LimitRange of the namespace supplies a default: {}",
+                    list_some(&found, 5)
+                ),
+            ));
+        }
     }
 }
 

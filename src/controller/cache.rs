@@ -316,10 +316,12 @@ fn key<K: Stored>(g: &DeserializeGuard<K>) -> (String, String) {
 /// deserialize.
 fn accept<K: Stored>(core: &Core, g: DeserializeGuard<K>) -> Option<K> {
     match g.0 {
+        // Judged through its owner: not kept, and not trimmed either (see
+        // `Stored::cached`, which reads only what trimming keeps).
+        Ok(obj) if !obj.cached() => None,
         Ok(mut obj) => {
             obj.trim();
-            // Judged through its owner: not kept (see `Stored::cached`).
-            obj.cached().then_some(obj)
+            Some(obj)
         }
         Err(invalid) => {
             warn!(

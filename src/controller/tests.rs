@@ -774,15 +774,10 @@ async fn pods_judged_through_their_owner_are_not_cached() {
     let c = control("hardened", serde_json::json!({"workloadSecurity": {}}));
     h.list(vec![namespace("a")]).await;
     h.list_controls(std::slice::from_ref(&c)).await;
-    for k in [
-        Kind::Deployment,
-        Kind::StatefulSet,
-        Kind::DaemonSet,
-        Kind::ReplicaSet,
-        Kind::ReplicationController,
-        Kind::CronJob,
-        Kind::Job,
-    ] {
+    for k in crate::checks::workloads::kinds()
+        .iter()
+        .filter(|k| *k != Kind::Pod)
+    {
         k.visit(ListEmpty(&mut h)).await;
     }
     h.list(vec![pod(Some("ReplicaSet"))]).await;

@@ -196,8 +196,8 @@ impl KindVisitor for Insert<'_> {
         };
         K::validate(&self.value).map_err(invalid(self.name.clone()))?;
         let mut obj: K = serde_json::from_value(self.value).map_err(invalid(self.name))?;
-        obj.trim();
         if obj.cached() {
+            obj.trim();
             K::objects_mut(self.snapshot).insert(Arc::new(obj));
         }
         Ok(())

@@ -171,7 +171,8 @@ pub trait Stored:
         trim::metadata(self);
     }
 
-    /// Whether the object, once trimmed, is kept in the snapshot at all:
+    /// Whether the object is kept in the snapshot at all (asked before
+    /// [`Stored::trim`], and reading only what trimming keeps):
     /// false for an object that is judged through its owner and read by no
     /// check itself (a pod, ReplicaSet or Job whose controller is a kind the
     /// checks read; see [`trim::POD_OWNER_KINDS`]). The caches drop such

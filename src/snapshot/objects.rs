@@ -44,10 +44,10 @@ impl<K: kube::Resource> Objects<K> {
         K: Stored,
     {
         for list in self.by_namespace.values_mut() {
+            list.retain(|o| o.cached());
             for o in list.iter_mut() {
                 Arc::make_mut(o).trim();
             }
-            list.retain(|o| o.cached());
         }
         self.by_namespace.retain(|_, l| !l.is_empty());
         self.len = self.by_namespace.values().map(Vec::len).sum();
